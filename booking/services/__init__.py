@@ -1,0 +1,12 @@
+from booking.services.bookings import booking_cancel, booking_create, booking_extend
+from booking.services.groups import group_access_code_rotate, group_join
+from booking.services.sweep import booking_sweep
+
+__all__ = [
+    "booking_cancel",
+    "booking_create",
+    "booking_extend",
+    "booking_sweep",
+    "group_access_code_rotate",
+    "group_join",
+]

@@ -1,0 +1,19 @@
+"""The ASGI application: HTTP through Django, websockets through Channels."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from config.routing import websocket_urlpatterns  # noqa: E402
+from config.scheduler import start_in_process_jobs  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)}
+)
+
+start_in_process_jobs()

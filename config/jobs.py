@@ -1,0 +1,15 @@
+"""Every periodic job, in order. Each reads due work from the database and is idempotent."""
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from booking.services import booking_sweep
+
+
+def run_periodic_jobs() -> dict:
+    close_old_connections()
+    try:
+        now = timezone.now()
+        return {"bookings": booking_sweep(now=now)}
+    finally:
+        close_old_connections()

@@ -1,0 +1,23 @@
+"""Test settings: the base settings plus a file-backed SQLite test database.
+
+A file (not SQLite's shared in-memory database) so that IMMEDIATE transactions and WAL
+behave as in production and several threads or processes can share it.
+"""
+
+import os
+import tempfile
+
+from config.settings.base import *  # noqa: F403
+from config.settings.base import DATABASES
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+JOBS_IN_PROCESS = False
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(
+            tempfile.gettempdir(), f"platform-test-{os.getpid()}-{_worker}.sqlite3"
+        )
+    }

@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from booking import apis as booking_apis
+from workflows import apis as workflow_apis
+
+api_v1 = [
+    path("pools/", booking_apis.PoolListApi.as_view()),
+    path("pools/<slug:slug>/availability/", booking_apis.AvailabilityApi.as_view()),
+    path("groups/join/", booking_apis.GroupJoinApi.as_view()),
+    path("bookings/", booking_apis.BookingListCreateApi.as_view()),
+    path("bookings/lookup/", booking_apis.BookingLookupApi.as_view()),
+    path("bookings/<uuid:booking_id>/", booking_apis.BookingDetailApi.as_view()),
+    path("bookings/<uuid:booking_id>/cancel/", workflow_apis.BookingCancelApi.as_view()),
+    path("bookings/<uuid:booking_id>/extend/", workflow_apis.BookingExtendApi.as_view()),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("api/v1/", include(api_v1)),
+]
+
+handler404 = "config.errors.not_found"
+handler500 = "config.errors.server_error"
