@@ -1,0 +1,165 @@
+"""No double booking under racing clients, on whichever backend the suite runs (SQLite or
+PostgreSQL: the test command runs the suite on both)."""
+
+import random
+import sqlite3
+import threading
+from datetime import timedelta
+from itertools import combinations
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+from django.utils import timezone
+
+from booking.models import Booking, BookingStatus
+from tests.conftest import client_for
+from tests.factories import make_booking, make_user
+
+THREADS = 16
+ATTEMPTS = 4
+
+
+def _race(lab, intervals_for) -> list[tuple[int, dict]]:
+    users = [make_user(f"racer{i}") for i in range(THREADS)]
+    lab.group.members.add(*users)
+    lab.pool.max_bookings = 100
+    lab.pool.max_duration = 3600
+    lab.pool.save()
+    barrier = threading.Barrier(THREADS)
+    results: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        try:
+            client = client_for(users[index])
+            connections.close_all()  # back to the pool while waiting for the others
+            barrier.wait(timeout=30)
+            for body in intervals_for(index):
+                response = client.post("/api/v1/bookings/", body, content_type="application/json")
+                with lock:
+                    results.append((response.status_code, response.json()))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    return results
+
+
+def _assert_no_overlap() -> list[Booking]:
+    active = list(Booking.objects.filter(status__in=[BookingStatus.BOOKED, BookingStatus.STARTED]))
+    for a, b in combinations(active, 2):
+        if a.experiment_id == b.experiment_id:
+            assert not (a.start < b.end and b.start < a.end), (a, b)
+    return active
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_clients_on_one_experiment_never_double_book(lab):
+    base = timezone.now() + timedelta(minutes=30)
+    rng = random.Random(7)
+
+    def intervals(index: int) -> list[dict]:
+        out = []
+        for _ in range(ATTEMPTS):
+            start = base + timedelta(minutes=rng.randrange(0, 90))
+            end = start + timedelta(minutes=rng.randrange(5, 25))
+            out.append(
+                {
+                    "pool": "pendulums",
+                    "experiment": "pend00",
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                }
+            )
+        return out
+
+    results = _race(lab, intervals)
+    statuses = [status for status, _ in results]
+    assert len(statuses) == THREADS * ATTEMPTS
+    assert set(statuses) <= {201, 409}, [
+        body for status, body in results if status not in (201, 409)
+    ]
+    assert 201 in statuses and 409 in statuses
+    assert all(body["code"] == "slot_taken" for status, body in results if status == 409)
+    active = _assert_no_overlap()
+    confirmed = {body["id"] for status, body in results if status == 201}
+    assert {str(b.id) for b in active} == confirmed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_any_experiment_bookings_fill_the_pool_without_overlap(lab):
+    start = timezone.now() + timedelta(minutes=30)
+    body = {
+        "pool": "pendulums",
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=10)).isoformat(),
+    }
+    results = _race(lab, lambda index: [body])
+    statuses = sorted(status for status, _ in results)
+    # two public experiments, so exactly two of the racers win
+    assert statuses.count(201) == 2 and statuses.count(409) == THREADS - 2
+    active = _assert_no_overlap()
+    assert {b.experiment.slug for b in active} == {"pend00", "pend01"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_user_racing_themselves_cannot_pass_max_bookings(lab):
+    lab.pool.max_bookings = 2
+    lab.pool.save()
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+    base = timezone.now() + timedelta(hours=1)
+
+    def worker(index: int) -> None:
+        try:
+            client = client_for(lab.student)
+            start = base + timedelta(minutes=20 * index)
+            body = {
+                "pool": "pendulums",
+                "experiment": "pend00",
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=10)).isoformat(),
+            }
+            connections.close_all()
+            barrier.wait(timeout=30)
+            statuses.append(
+                client.post("/api/v1/bookings/", body, content_type="application/json").status_code
+            )
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(statuses) == [201, 201] + [422] * 6
+    assert Booking.objects.filter(user=lab.student).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_backend_itself_guards_against_overlap(lab):
+    """PostgreSQL: the exclusion constraint refuses an overlap even past the service.
+    SQLite: a second writer cannot begin while one IMMEDIATE transaction holds the lock."""
+    start = timezone.now() + timedelta(hours=1)
+    make_booking(lab.student, lab.pool, lab.pend00, start, minutes=30)
+    if connection.vendor == "postgresql":
+        with pytest.raises(IntegrityError, match="booking_no_overlap"), transaction.atomic():
+            make_booking(lab.student2, lab.pool, lab.pend00, start + timedelta(minutes=10))
+        # cancelled bookings do not take part
+        make_booking(lab.student2, lab.pool, lab.pend00, start, status=BookingStatus.CANCELLED)
+        return
+    assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    with transaction.atomic():
+        Booking.objects.filter(pk__isnull=True).update(status="booked")  # hold the write lock
+        other = sqlite3.connect(connection.settings_dict["NAME"], timeout=0, isolation_level=None)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        finally:
+            other.close()
