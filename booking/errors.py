@@ -28,6 +28,8 @@ MESSAGES = {
     "experiment_unavailable": "That experiment is not available.",
     "not_started_yet": "This booking has not started yet.",
     "booking_over": "This booking is over or was cancelled.",
+    "booking_over_gone": "This session is over or was cancelled.",
+    "relay_unavailable": "The relay for this experiment is not configured.",
     "extension_blocked": "The experiment is booked straight after you; it cannot be extended.",
     "extension_limit": "That would extend the booking beyond what this pool allows.",
     "not_found": "Not found.",
@@ -43,6 +45,7 @@ MESSAGES = {
 }
 
 STATUS = {
+    "booking_over_gone": 410,
     "slot_taken": 409,
     "extension_blocked": 409,
     "not_started_yet": 409,
@@ -52,5 +55,13 @@ STATUS = {
 }
 
 
+# Codes that share a public code but not a status.
+PUBLIC_CODE = {"booking_over_gone": "booking_over"}
+
+
 def rule_error(code: str, detail: str | None = None) -> ApiError:
-    return ApiError(code=code, detail=detail or MESSAGES[code], status=STATUS.get(code, 422))
+    return ApiError(
+        code=PUBLIC_CODE.get(code, code),
+        detail=detail or MESSAGES[code],
+        status=STATUS.get(code, 422),
+    )

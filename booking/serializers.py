@@ -174,3 +174,42 @@ class GroupOut(serializers.Serializer):
     slug = serializers.CharField()
     title = serializers.CharField()
     pools = serializers.ListField(child=serializers.CharField())
+
+
+class SubsetIn(serializers.Serializer):
+    streams = serializers.ListField(child=StrictCharField(max_length=64), max_length=32)
+    scopes = serializers.ListField(child=StrictCharField(max_length=64), max_length=32)
+    ttl = StrictIntegerField(min_value=1, max_value=7 * 86400, required=False)
+
+
+class StreamOut(serializers.Serializer):
+    for_ = serializers.CharField()
+    url = serializers.CharField()
+    audience = serializers.CharField()
+    topic = serializers.CharField()
+    connection_type = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+    token = serializers.CharField()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["for"] = self.fields.pop("for_")
+
+
+class UiOut(serializers.Serializer):
+    title = serializers.CharField()
+    url = serializers.CharField()
+
+
+class SessionOut(serializers.Serializer):
+    session = serializers.CharField()
+    booking = serializers.CharField()
+    status = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    streams = StreamOut(many=True)
+    uis = UiOut(many=True)
+
+
+class SubsetOut(serializers.Serializer):
+    streams = StreamOut(many=True)

@@ -4,12 +4,16 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from booking.services import booking_sweep
+from relay_control.services import revocation_purge
 
 
 def run_periodic_jobs() -> dict:
     close_old_connections()
     try:
         now = timezone.now()
-        return {"bookings": booking_sweep(now=now)}
+        return {
+            "bookings": booking_sweep(now=now),
+            "revocations_purged": revocation_purge(now=now),
+        }
     finally:
         close_old_connections()

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from booking import apis as booking_apis
+from sessions_app.views import jwks_view
 from workflows import apis as workflow_apis
 
 api_v1 = [
@@ -14,6 +15,11 @@ api_v1 = [
     path("bookings/<uuid:booking_id>/", booking_apis.BookingDetailApi.as_view()),
     path("bookings/<uuid:booking_id>/cancel/", workflow_apis.BookingCancelApi.as_view()),
     path("bookings/<uuid:booking_id>/extend/", workflow_apis.BookingExtendApi.as_view()),
+    path("bookings/<uuid:booking_id>/session/", workflow_apis.BookingSessionApi.as_view()),
+    path("session/", workflow_apis.SessionApi.as_view()),
+    path("session/cancel/", workflow_apis.SessionCancelApi.as_view()),
+    path("session/extend/", workflow_apis.SessionExtendApi.as_view()),
+    path("session/subset/", workflow_apis.SessionSubsetApi.as_view()),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]
 
@@ -21,6 +27,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include(api_v1)),
+    path(".well-known/jwks.json", jwks_view, name="jwks"),
 ]
 
 handler404 = "config.errors.not_found"

@@ -13,6 +13,13 @@ from tests.factories import make_experiment, make_group, make_pool, make_relay, 
 
 # A fixed "now" for tests that freeze the clock: a Monday morning.
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+RELAY_SECRET = "test-relay-secret-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def relay_secret_env(monkeypatch):
+    """The test relays' HS256 secret lives in the environment, as in production."""
+    monkeypatch.setenv("RELAY_TEST_SECRET", RELAY_SECRET)
 
 
 @dataclass

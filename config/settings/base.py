@@ -171,6 +171,11 @@ BOOKING_PAST_DAYS = 90
 AVAILABILITY_MAX_DAYS = env_int("AVAILABILITY_MAX_DAYS", 31)
 REVOCATION_LEEWAY_SECONDS = env_int("REVOCATION_LEEWAY_SECONDS", 300)
 SURVEY_PERIOD_SECONDS = env_int("SURVEY_PERIOD_SECONDS", 86400)
+TOKEN_LEEWAY_SECONDS = env_int("TOKEN_LEEWAY_SECONDS", 30)
+# Encrypts the private halves of our signing keys; default: derived from DJANGO_SECRET_KEY.
+SIGNING_KEYS_SECRET = env_str("SIGNING_KEYS_SECRET")
+# Session codes are derived from this key and a per-session salt; only their hash is stored.
+SESSION_CODE_KEY = env_str("SESSION_CODE_KEY") or SECRET_KEY
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "bookings@localhost")
