@@ -1,1 +1,7 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from relay_control.consumers import RelayConsumer
+
+websocket_urlpatterns = [
+    path("ws/relay/", RelayConsumer.as_asgi()),
+]

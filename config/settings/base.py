@@ -172,6 +172,11 @@ AVAILABILITY_MAX_DAYS = env_int("AVAILABILITY_MAX_DAYS", 31)
 REVOCATION_LEEWAY_SECONDS = env_int("REVOCATION_LEEWAY_SECONDS", 300)
 SURVEY_PERIOD_SECONDS = env_int("SURVEY_PERIOD_SECONDS", 86400)
 TOKEN_LEEWAY_SECONDS = env_int("TOKEN_LEEWAY_SECONDS", 30)
+# Push a revocation to relays from the web process right after the commit (the sweep
+# retries failures either way); RELAY_PUSH_TIMEOUT bounds one call to a relay.
+RELAY_PUSH_IN_PROCESS = env_bool("RELAY_PUSH_IN_PROCESS", True)
+RELAY_PUSH_TIMEOUT = env_int("RELAY_PUSH_TIMEOUT", 5)
+RELAY_AGENT_INTERVAL = env_int("RELAY_AGENT_INTERVAL", 5)
 # Encrypts the private halves of our signing keys; default: derived from DJANGO_SECRET_KEY.
 SIGNING_KEYS_SECRET = env_str("SIGNING_KEYS_SECRET")
 # Session codes are derived from this key and a per-session salt; only their hash is stored.
