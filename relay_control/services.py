@@ -36,6 +36,22 @@ def revocation_publish(
     Must run inside the transaction that changes the booking, so a committed cancel always
     has its revocation and its outbox rows. Idempotent per booking and jti.
     """
+    with transaction.atomic():
+        return _publish(
+            booking, exp=exp, reason=reason, now=now, token_ids=token_ids, jti=jti, by=by
+        )
+
+
+def _publish(
+    booking: Booking,
+    *,
+    exp: datetime,
+    reason: str,
+    now: datetime,
+    token_ids: list[str] | None,
+    jti: str,
+    by: object,
+) -> Revocation | None:
     existing = Revocation.objects.filter(booking_id=booking.pk, jti=jti).first()
     if existing is not None:
         return None

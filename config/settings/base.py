@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.cors.SessionCorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -156,6 +157,8 @@ REST_FRAMEWORK = {
         "lookup": env_str("THROTTLE_LOOKUP", "20/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Throttles count by client address: how many proxies in front append X-Forwarded-For.
+    "NUM_PROXIES": env_int("DJANGO_NUM_PROXIES", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Remote lab booking API",
@@ -168,10 +171,15 @@ SPECTACULAR_SETTINGS = {
 
 # --- product settings ------------------------------------------------------------------
 BOOKING_PAST_DAYS = 90
+BOOKING_REMINDER_BEFORE = env_int("BOOKING_REMINDER_BEFORE", 1800)
 AVAILABILITY_MAX_DAYS = env_int("AVAILABILITY_MAX_DAYS", 31)
 REVOCATION_LEEWAY_SECONDS = env_int("REVOCATION_LEEWAY_SECONDS", 300)
 SURVEY_PERIOD_SECONDS = env_int("SURVEY_PERIOD_SECONDS", 86400)
 TOKEN_LEEWAY_SECONDS = env_int("TOKEN_LEEWAY_SECONDS", 30)
+# session.ending warnings, in seconds before the end (comma-separated).
+SESSION_ENDING_WARNINGS = [int(v) for v in env_list("SESSION_ENDING_WARNINGS", ["300", "60"])]
+# Sent as a survey event after a session ends; {{reference}} is the booking reference.
+SURVEY_URL = env_str("SURVEY_URL")
 # Push a revocation to relays from the web process right after the commit (the sweep
 # retries failures either way); RELAY_PUSH_TIMEOUT bounds one call to a relay.
 RELAY_PUSH_IN_PROCESS = env_bool("RELAY_PUSH_IN_PROCESS", True)

@@ -16,6 +16,13 @@ from booking.models import AuditEntry, Experiment, Group, Pool, Relay, Window
 from booking.services.groups import access_code_hash, group_access_code_rotate
 
 
+@pytest.fixture(autouse=True)
+def embedded_database(monkeypatch):
+    """The demo is for the embedded default; the suite also runs on PostgreSQL, where the
+    refusal is tested on its own below."""
+    monkeypatch.setattr(demo, "database_engine", lambda: "django.db.backends.sqlite3")
+
+
 def run_demo(*flags: str) -> str:
     out = StringIO()
     call_command("demo", *flags, stdout=out)
