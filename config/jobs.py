@@ -4,6 +4,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from booking.services import booking_sweep
+from messaging.services import session_timers_sweep
 from relay_control.push import deliver_due
 from relay_control.services import revocation_purge
 
@@ -14,6 +15,7 @@ def run_periodic_jobs() -> dict:
         now = timezone.now()
         return {
             "bookings": booking_sweep(now=now),
+            "session_timers": session_timers_sweep(now=now),
             "deliveries": deliver_due(now=now),
             "revocations_purged": revocation_purge(now=now),
         }

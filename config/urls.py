@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from booking import apis as booking_apis
+from messaging import apis as messaging_apis
 from relay_control.views import revocation_feed
 from sessions_app.views import jwks_view
 from workflows import apis as workflow_apis
@@ -21,6 +22,8 @@ api_v1 = [
     path("session/cancel/", workflow_apis.SessionCancelApi.as_view()),
     path("session/extend/", workflow_apis.SessionExtendApi.as_view()),
     path("session/subset/", workflow_apis.SessionSubsetApi.as_view()),
+    path("session/events/", messaging_apis.SessionEventsApi.as_view()),
+    path("session/survey/", messaging_apis.SessionSurveyApi.as_view()),
     path("relay/revocations/", revocation_feed, name="revocation-feed"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

@@ -7,6 +7,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.utils import timezone
 
+from booking.live import remember_loop
 from relay_control.api_tokens import relay_for_token
 from relay_control.feed import feed_cursor
 from relay_control.push import relay_group
@@ -19,6 +20,7 @@ class RelayConsumer(AsyncJsonWebsocketConsumer):
     relay_id: int | None = None
 
     async def connect(self) -> None:
+        remember_loop()
         await self.accept()
         self._auth_timer = asyncio.get_running_loop().call_later(
             AUTH_TIMEOUT, lambda: asyncio.ensure_future(self._auth_timeout())

@@ -13,12 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 
+from booking.live import group_send_many
 from relay_control.models import Revocation, RevocationDelivery
 from sessions_app.tokens import RelaySecretMissing, relay_admin_token
 
@@ -145,9 +144,7 @@ def _announce(revocation_id: int) -> None:
                 **({"jti": revocation.jti} if revocation.jti else {}),
             },
         }
-        layer = get_channel_layer()
-        for relay_id in relay_ids:
-            async_to_sync(layer.group_send)(relay_group(relay_id), event)
+        group_send_many((relay_group(relay_id), event) for relay_id in relay_ids)
     except Exception:
         log.warning("revocation %s not announced on /ws/relay/", revocation_id, exc_info=True)
     finally:

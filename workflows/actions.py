@@ -17,6 +17,7 @@ from booking.errors import rule_error
 from booking.models import Booking, BookingStatus
 from booking.models.bookings import ACTIVE_STATUSES
 from booking.serializers import iso
+from messaging import services as messaging
 from relay_control.services import revocation_publish
 from sessions_app import services as session_services
 from sessions_app.models import IssuedToken, Session
@@ -126,13 +127,15 @@ def booking_cancel_action(
 ) -> Booking:
     """Cancel; a running booking's tokens are deny-listed and its session ends."""
     with transaction.atomic():
-        exp = booking.end
         booking, changed = booking_services.booking_cancel(
             booking=booking, by=by, reason=reason, now=now
         )
         if changed:
-            _revoke_session(booking=booking, reason=reason or "cancelled", now=now, by=by, exp=exp)
-            after_commit.booking_cancelled(booking.pk)
+            # The tokens expire at the booking's end (after any extension): deny until then.
+            _revoke_session(
+                booking=booking, reason=reason or "cancelled", now=now, by=by, exp=booking.end
+            )
+            messaging.notify_cancelled(booking=booking, reason=reason, by=by, now=now)
     return booking
 
 
@@ -143,7 +146,7 @@ def booking_extend_action(
     until they expire, so nothing disconnects at the hand-over)."""
     with transaction.atomic():
         booking = booking_services.booking_extend(booking=booking, seconds=seconds, now=now, by=by)
-        after_commit.booking_extended(booking.pk)
+        messaging.notify_extended(booking=booking, now=now)
     return booking
 
 
