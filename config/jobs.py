@@ -3,6 +3,7 @@
 from django.db import close_old_connections
 from django.utils import timezone
 
+from booking.notifications import booking_confirmations_pending, booking_reminders_send
 from booking.services import booking_sweep
 from messaging.services import session_timers_sweep
 from relay_control.push import deliver_due
@@ -16,6 +17,8 @@ def run_periodic_jobs() -> dict:
         return {
             "bookings": booking_sweep(now=now),
             "session_timers": session_timers_sweep(now=now),
+            "confirmations": booking_confirmations_pending(now=now),
+            "reminders": booking_reminders_send(now=now),
             "deliveries": deliver_due(now=now),
             "revocations_purged": revocation_purge(now=now),
         }

@@ -11,12 +11,15 @@ from booking.models.catalogue import (
     Window,
     WindowKind,
 )
+from booking.models.notifications import EmailKind, EmailRecord
 
 __all__ = [
     "UI",
     "AuditEntry",
     "Booking",
     "BookingStatus",
+    "EmailKind",
+    "EmailRecord",
     "Experiment",
     "Group",
     "Pool",

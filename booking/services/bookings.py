@@ -2,6 +2,7 @@
 
 import random
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
@@ -12,6 +13,7 @@ from booking.audit import audit_record
 from booking.errors import MESSAGES, ApiError, rule_error
 from booking.models import Booking, BookingStatus, Experiment, Group, Pool, Window, WindowKind
 from booking.models.bookings import ACTIVE_STATUSES
+from booking.notifications import booking_confirmation_enqueue
 from booking.policy import pool_policy
 
 OVERLAP_CONSTRAINT = "booking_no_overlap"
@@ -175,6 +177,7 @@ def booking_create(
                 created_at=now,
             )
             if _insert(booking):
+                transaction.on_commit(partial(booking_confirmation_enqueue, booking.pk))
                 return booking
         raise rule_error("slot_taken")
 

@@ -192,6 +192,8 @@ SESSION_CODE_KEY = env_str("SESSION_CODE_KEY") or SECRET_KEY
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "bookings@localhost")
+# A hung mail server must not hold a worker (or, in the embedded default, the web process).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 
 LOGGING = {
     "version": 1,
