@@ -4,6 +4,7 @@ Kinds, each with its algorithm pinned and its claims required:
 - stream tokens for relays (practable shape; HS256 with the relay's secret, or EdDSA/ES256
   with one of our keys, named by `kid`);
 - relay admin tokens (scopes ["relay:admin"], 5 minutes) for a relay's /bids/deny.
+Also the looser reading a practable relay applies, for the test relay that plays one.
 Session codes and relay API tokens are opaque random strings, never JWTs.
 """
 
@@ -115,6 +116,22 @@ def relay_admin_token(relay: Relay, *, now: datetime) -> str:
     return jwt.encode(claims, relay_secret(relay), algorithm="HS256")
 
 
+def relay_admin_token_for(*, secret: bytes, audience: str, issuer: str, now: datetime) -> str:
+    """The same admin credential, for a holder of the relay's secret with no Relay row (the
+    relay agent on a relay host)."""
+    claims = {
+        "iss": issuer,
+        "sub": "relay-agent",
+        "aud": [audience],
+        "scopes": ["relay:admin"],
+        "iat": _ts(now),
+        "nbf": _ts(now),
+        "exp": _ts(now + timedelta(seconds=ADMIN_TOKEN_SECONDS)),
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
 # --- reading ----------------------------------------------------------------------------
 
 
@@ -153,12 +170,29 @@ def _verification_key(relay: Relay, header: dict) -> object:
     kid = header.get("kid")
     if not isinstance(kid, str) or not KID_PATTERN.match(kid):
         raise TokenError("bad kid")
+    return _public_key(kid, relay.algorithm)
+
+
+_public_keys: dict[tuple[str, str], object] = {}
+
+
+def _public_key(kid: str, algorithm: str) -> object:
+    """Our public keys by kid; a key's content never changes, so it is cached once found."""
+    cached = _public_keys.get((kid, algorithm))
+    if cached is not None:
+        return cached
     from sessions_app.models import SigningKey
 
-    key = SigningKey.objects.filter(kid=kid, algorithm=relay.algorithm).first()
-    if key is None:
+    jwk = SigningKey.objects.filter(kid=kid, algorithm=algorithm).values_list(
+        "public_jwk", flat=True
+    )
+    found = jwk.first()
+    if found is None:
         raise TokenError("unknown kid")
-    return keys.public_pem(key)
+    key = jwt.PyJWK.from_dict(found).key
+    if len(_public_keys) < 1000:
+        _public_keys[(kid, algorithm)] = key
+    return key
 
 
 def verify_stream_token(token: str, *, relay: Relay) -> dict:
@@ -184,3 +218,24 @@ def verify_relay_admin_token(token: str, *, relay: Relay) -> dict:
     if claims.get("scopes") != ["relay:admin"] or "booking_id" in claims:
         raise TokenError("not an admin token")
     return claims
+
+
+PRACTABLE_ALGORITHMS = ["HS256", "HS384", "HS512"]
+
+
+def read_as_practable_relay(token: str, *, secret: bytes, audience: str) -> dict:
+    """Read a token as a practable relay does, for the test relay that stands in for one.
+
+    Looser than our own checks on purpose (any HMAC algorithm, no issuer, no leeway, no
+    required nbf/iat): it mirrors what the relay accepts. Never use it to admit anything.
+    """
+    try:
+        return jwt.decode(
+            token,
+            secret,
+            algorithms=PRACTABLE_ALGORITHMS,
+            audience=audience,
+            options={"require": ["exp", "aud"], "strict_aud": False},
+        )
+    except jwt.PyJWTError as error:
+        raise TokenError(f"refused: {type(error).__name__}") from error
