@@ -154,12 +154,17 @@ def test_every_variable_the_settings_read_is_documented():
     assert {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SECRET_KEY"} <= read
     missing = read - documented_variables()
     assert not missing, f"docs/operations.md does not describe {sorted(missing)}"
+    readme = (DOC.parent.parent / "README.md").read_text()
+    missing = {name for name in read if f"`{name}`" not in readme}
+    assert not missing, f"README.md does not list {sorted(missing)}"
 
 
 def test_the_documented_commands_are_the_ones_the_compose_file_runs():
     doc = DOC.read_text()
+    readme = " ".join((DOC.parent.parent / "README.md").read_text().split())
     for name, service in app_services(compose_model()).items():
         assert f"`{service['command']}`" in doc, f"{name}'s command is not in the doc"
+        assert f"`{service['command']}`" in readme, f"{name}'s command is not in the README"
 
 
 # --- manage.py check --deploy ----------------------------------------------------------
