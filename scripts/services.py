@@ -251,15 +251,17 @@ def redis_ping(port: int) -> bool:
         return False
 
 
-def start_redis(tmpdir: str | os.PathLike) -> tuple[str, StopFn]:
-    """Start a private Redis server without persistence; return its URL and a stop function."""
+def start_redis(tmpdir: str | os.PathLike, port: int | None = None) -> tuple[str, StopFn]:
+    """Start a private Redis server without persistence; return its URL and a stop function.
+
+    Give the port of a stopped one to bring it back where its clients expect it."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServiceError("Redis is not installed (apt-get install redis-server)")
     root = Path(tmpdir) / "redis"
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, exist_ok=True)
     log = root / "redis.log"
-    port = free_port()
+    port = port or free_port()
     command = [
         binary,
         "--port",

@@ -10,7 +10,12 @@ import tempfile
 from config.settings.base import *  # noqa: F403
 from config.settings.base import DATABASES
 
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Fast hashes for the suite; live server processes (production settings) read PBKDF2 ones,
+# which tests that log in over HTTP set with tests.live.conftest.live_passwords.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
 JOBS_IN_PROCESS = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
