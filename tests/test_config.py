@@ -1,0 +1,92 @@
+"""Settings helpers, system checks and the in-process job runner."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
+
+from booking.checks import channel_layer_check
+from booking.models import Booking
+from config import scheduler
+from config.settings.env import database_from_url, env_bool, env_int
+from tests.factories import make_booking
+
+IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+REDIS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
+
+
+@pytest.mark.parametrize(
+    ("layers", "broker", "processes", "ids"),
+    [
+        (IN_MEMORY, "", 1, []),
+        (IN_MEMORY, "redis://127.0.0.1:6379/0", 1, ["platform.E001"]),
+        (IN_MEMORY, "", 3, ["platform.E002"]),
+        (IN_MEMORY, "redis://x", 2, ["platform.E001", "platform.E002"]),
+        (REDIS, "redis://x", 4, []),
+    ],
+)
+def test_the_in_memory_layer_is_refused_where_it_cannot_work(
+    settings, layers, broker, processes, ids
+):
+    settings.CHANNEL_LAYERS = layers
+    settings.CELERY_BROKER_URL = broker
+    settings.WEB_PROCESSES = processes
+    assert [error.id for error in channel_layer_check(None)] == ids
+
+
+def test_database_urls(tmp_path):
+    sqlite = database_from_url(f"sqlite:///{tmp_path}/x.sqlite3", pool_max=8)
+    assert sqlite["ENGINE"].endswith("sqlite3")
+    assert sqlite["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in sqlite["OPTIONS"]["init_command"]
+    pg = database_from_url(
+        "postgres://u:p%40ss@db.example.org:5433/lab?sslmode=require", pool_max=4
+    )
+    assert (pg["NAME"], pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"]) == (
+        "lab",
+        "u",
+        "p@ss",
+        "db.example.org",
+        "5433",
+    )
+    assert pg["CONN_MAX_AGE"] == 0 and pg["OPTIONS"]["pool"]["max_size"] == 4
+    assert pg["OPTIONS"]["sslmode"] == "require"
+    assert "pool" not in database_from_url("postgres://u@h/db", pool_max=0)["OPTIONS"]
+    with pytest.raises(ImproperlyConfigured):
+        database_from_url("mysql://x/y", pool_max=1)
+
+
+def test_strict_environment_helpers(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured):
+        env_bool("X_FLAG")
+    monkeypatch.setenv("X_FLAG", "off")
+    assert env_bool("X_FLAG", True) is False
+    monkeypatch.setenv("X_NUM", "ten")
+    with pytest.raises(ImproperlyConfigured):
+        env_int("X_NUM", 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_embedded_default_runs_the_periodic_jobs_in_process(lab, settings, monkeypatch):
+    settings.JOBS_IN_PROCESS = True
+    settings.JOB_INTERVAL_SECONDS = 0.05
+    monkeypatch.setattr(scheduler, "_started", threading.Event())
+    overdue = make_booking(
+        lab.student, lab.pool, lab.pend00, timezone.now() - timedelta(minutes=30)
+    )
+    stop = scheduler.start_in_process_jobs()
+    try:
+        assert stop is not None
+        assert scheduler.start_in_process_jobs() is None  # one runner per process
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if Booking.objects.get(pk=overdue.pk).status == "no_show":
+                break
+            time.sleep(0.05)  # polling the database, bounded by the deadline
+        assert Booking.objects.get(pk=overdue.pk).status == "no_show"
+    finally:
+        stop.set()
