@@ -33,6 +33,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include(api_v1)),
     path(".well-known/jwks.json", jwks_view, name="jwks"),
+    path("", include("web.urls")),
 ]
 
 handler404 = "config.errors.not_found"

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "sessions_app",
     "relay_control",
     "messaging",
+    "web",
 ]
 
 MIDDLEWARE = [
