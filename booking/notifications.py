@@ -8,6 +8,7 @@ off; the periodic job tries again.
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from email.mime.text import MIMEText
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMultiAlternatives
+from django.db import close_old_connections
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
 
@@ -171,11 +173,30 @@ def booking_confirmation_send(booking_id: object, *, now: datetime) -> bool:
     return _deliver(booking, EmailKind.CONFIRMATION, now)
 
 
+_mailer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailer")
+
+
+def _send_in_background(booking_id: str) -> None:
+    try:
+        send_confirmation(booking_id)
+    except Exception:
+        log.warning(
+            "confirmation of booking %s left to the periodic job", booking_id, exc_info=True
+        )
+    finally:
+        close_old_connections()
+
+
 def booking_confirmation_enqueue(booking_id: object) -> None:
     """booking_create's on_commit hook. A broker that is down must not fail the booking:
     booking_confirmations_pending sends what was not queued."""
     try:
-        send_confirmation.delay(str(booking_id))
+        if settings.CELERY_TASK_ALWAYS_EAGER and settings.MAIL_IN_BACKGROUND:
+            # No broker (the embedded default): send from a background thread of this
+            # process, so rendering and SMTP never sit in the booking request.
+            _mailer.submit(_send_in_background, str(booking_id))
+        else:
+            send_confirmation.delay(str(booking_id))
     except Exception:
         log.warning(
             "confirmation of booking %s left to the periodic job", booking_id, exc_info=True

@@ -211,6 +211,9 @@ SESSION_CODE_KEY = env_str("SESSION_CODE_KEY") or SECRET_KEY
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "bookings@localhost")
+# Without a broker, booking e-mails are sent from a background thread of the web process
+# (off the request); the test settings send them inline so tests see them at once.
+MAIL_IN_BACKGROUND = True
 # A hung mail server must not hold a worker (or, in the embedded default, the web process).
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 

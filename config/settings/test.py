@@ -18,6 +18,7 @@ PASSWORD_HASHERS = [
 ]
 JOBS_IN_PROCESS = False
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+MAIL_IN_BACKGROUND = False  # tests/booking/test_notifications.py covers the background path
 
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")

@@ -7,6 +7,7 @@ from smtplib import SMTPServerDisconnected
 import pytest
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
+from django.utils import timezone
 from icalendar import Calendar
 
 from booking import notifications
@@ -276,3 +277,30 @@ def test_the_calendar_round_trips_through_icalendar(lab):
     assert booked.reference in first.get("DESCRIPTION")
     assert first.get("STATUS") == "CONFIRMED" and second.get("STATUS") == "CANCELLED"
     assert Calendar.from_ical(calendar.to_ical()).to_ical() == calendar.to_ical()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_broker_the_confirmation_leaves_the_request_and_still_arrives(
+    lab, student_client, settings
+):
+    import time as _time
+
+    settings.MAIL_IN_BACKGROUND = True
+    mail.outbox.clear()
+    start = timezone.now() + timedelta(hours=2)
+    response = student_client.post(
+        "/api/v1/bookings/",
+        {
+            "pool": "pendulums",
+            "experiment": "pend00",
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=10)).isoformat(),
+        },
+        content_type="application/json",
+    )
+    assert response.status_code == 201
+    deadline = _time.monotonic() + 10
+    while not mail.outbox and _time.monotonic() < deadline:
+        _time.sleep(0.02)  # polling the outbox, bounded by the deadline
+    assert len(mail.outbox) == 1
+    assert response.json()["reference"] in mail.outbox[0].body
