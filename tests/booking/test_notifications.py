@@ -228,7 +228,7 @@ def test_reminders_go_once_to_bookings_starting_soon(lab, settings):
         lab.student, lab.pool, lab.hidden, NOW + 20 * minutes, status=BookingStatus.CANCELLED
     )
     later = make_booking(lab.student, lab.pool, lab.pend00, NOW + 45 * minutes)
-    make_booking(lab.student, lab.pool, lab.pend01, NOW - 2 * minutes)  # already started
+    make_booking(lab.student, lab.pool, lab.hidden, NOW - 2 * minutes)  # already started
 
     assert booking_reminders_send(now=NOW) == 1
     [message] = mail.outbox
