@@ -103,3 +103,13 @@ def student2_client(lab: Lab) -> Client:
 @pytest.fixture
 def outsider_client(lab: Lab) -> Client:
     return client_for(lab.outsider)
+
+
+@pytest.fixture
+def live_passwords(lab):
+    """Rehash the personas' passwords ("pw-<username>") for a server with production settings."""
+    from django.contrib.auth.hashers import make_password
+
+    for user in User.objects.all():
+        user.password = make_password(f"pw-{user.username}", hasher="pbkdf2_sha256")
+        user.save(update_fields=["password"])

@@ -1,5 +1,6 @@
 from booking.services.bookings import booking_cancel, booking_create, booking_extend
 from booking.services.groups import group_access_code_rotate, group_join
+from booking.services.guests import guest_create, guest_join
 from booking.services.sweep import booking_sweep
 
 __all__ = [
@@ -9,4 +10,6 @@ __all__ = [
     "booking_sweep",
     "group_access_code_rotate",
     "group_join",
+    "guest_create",
+    "guest_join",
 ]

@@ -11,7 +11,7 @@ from config.settings.base import *  # noqa: F403
 from config.settings.base import DATABASES
 
 # Fast hashes for the suite; live server processes (production settings) read PBKDF2 ones,
-# which tests that log in over HTTP set with tests.live.conftest.live_passwords.
+# which tests that log in over HTTP set with the live_passwords fixture (tests/conftest.py).
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.MD5PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

@@ -35,14 +35,3 @@ def redis_url(services, tmp_path_factory):
         yield url
     finally:
         stop()
-
-
-@pytest.fixture
-def live_passwords(lab):
-    """Rehash the personas' passwords ("pw-<username>") for a server with production settings."""
-    from django.contrib.auth.hashers import make_password
-    from django.contrib.auth.models import User
-
-    for user in User.objects.all():
-        user.password = make_password(f"pw-{user.username}", hasher="pbkdf2_sha256")
-        user.save(update_fields=["password"])
