@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from web.views import bookings, join, lookup, pages, session, static
+from web.views import bookings, join, lookup, pages, session
 
 app_name = "web"
 
@@ -18,5 +18,4 @@ urlpatterns = [
     path("calendar/new/", bookings.calendar_feed_new, name="calendar-feed-new"),
     path("calendar/<str:token>.ics", bookings.calendar_feed, name="calendar-feed"),
     path("session/", session.session_page, name="session"),
-    path("static/web/<path:path>", static.static_file, name="static"),
 ]

@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, the students' pages) from daphne itself: no extra server needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.cors.SessionCorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -99,6 +101,10 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+# Serve from the apps' static folders when collectstatic has not run (the embedded default).
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+WHITENOISE_MAX_AGE = 300
 
 # --- security: on by default whenever the public URL is https -------------------------
 SESSION_COOKIE_SECURE = PLATFORM_HTTPS

@@ -189,6 +189,10 @@ class TestStaticFiles:
         assert response.status_code == 200
         assert "javascript" in response["Content-Type"]
 
+    def test_the_admin_styles_are_served_too(self, client):
+        response = client.get("/static/admin/css/base.css")
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/css")
+
     def test_the_stylesheet_is_served(self, client):
         response = client.get("/static/web/web.css")
         assert response.status_code == 200 and response["Content-Type"].startswith("text/css")
