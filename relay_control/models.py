@@ -53,6 +53,7 @@ class RevocationDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "revocation deliveries"
         constraints = [
             models.UniqueConstraint(fields=["revocation", "relay"], name="delivery_unique")
         ]

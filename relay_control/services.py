@@ -64,7 +64,7 @@ def _publish(
         token_ids=token_ids or [],
         exp=exp,
         revoked_at=now,
-        reason=reason,
+        reason=reason[:64],
     )
     RevocationDelivery.objects.bulk_create(
         [

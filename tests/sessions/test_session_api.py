@@ -370,3 +370,19 @@ def test_audit_records_start_issue_extend_subset_revoke(running, client):
         "booking.cancel",
         "revocation.publish",
     } <= actions
+
+
+def test_a_long_staff_reason_is_kept_short_in_the_deny_list(running, lab):
+    from workflows.actions import booking_staff_cancel_action
+
+    booking, _ = running
+    reason = "The pendulum's encoder failed during the morning run; " * 5
+    booking_staff_cancel_action(
+        booking=Booking.objects.get(pk=booking["id"]),
+        by=lab.maintainer,
+        reason=reason,
+        now=NOW + timedelta(minutes=2),
+    )
+    revocation = Revocation.objects.get()
+    assert revocation.reason == reason[:64]
+    assert Booking.objects.get(pk=booking["id"]).cancel_reason == reason[:300]
