@@ -217,7 +217,10 @@ def test_a_missed_event_can_be_replayed(lab):
     response = bearer("get", "/api/v1/session/events/?after=0", live["code"])
     assert response.status_code == 200
     events = response.json()["events"]
-    assert [(e["seq"], e["type"]) for e in events] == [(1, "session.extended"), (2, "session.cancelled")]
+    assert [(e["seq"], e["type"]) for e in events] == [
+        (1, "session.extended"),
+        (2, "session.cancelled"),
+    ]
     assert events[0]["streams"] == []  # over: no fresh tokens for a cancelled session
     later = bearer("get", "/api/v1/session/events/?after=1", live["code"]).json()["events"]
     assert [e["seq"] for e in later] == [2]
