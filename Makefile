@@ -3,6 +3,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 VENV := .venv
 PY := $(VENV)/bin/python
+# The public URL the demo prints and the tokens' issuer, unless set already.
+export PLATFORM_URL ?= http://$(HOST):$(PORT)
 # The demo lab's relay signs with this secret (a real relay would be configured with it).
 export DEMO_RELAY_SECRET ?= demo-relay-secret-for-local-use-only-0123456789
 
