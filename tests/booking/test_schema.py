@@ -20,6 +20,13 @@ DOCUMENTED = {
     "/api/v1/bookings/{booking_id}/cancel/": {"post"},
     "/api/v1/bookings/{booking_id}/extend/": {"post"},
     "/api/v1/bookings/lookup/": {"post"},
+    "/api/v1/bookings/{booking_id}/session/": {"post"},
+    "/api/v1/session/": {"get"},
+    "/api/v1/session/cancel/": {"post"},
+    "/api/v1/session/extend/": {"post"},
+    "/api/v1/session/subset/": {"post"},
+    "/api/v1/session/events/": {"get"},
+    "/api/v1/relay/revocations/": {"get"},
 }
 
 

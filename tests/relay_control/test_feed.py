@@ -184,3 +184,19 @@ def test_seq_is_taken_from_the_counter_in_commit_order(lab):
     seqs = [revoke(lab, make_experiment(f"x{i}", lab.relay)).seq for i in range(5)]
     assert seqs == list(range(seqs[0], seqs[0] + 5))
     assert Revocation.objects.filter(booking_id=uuid.uuid4()).count() == 0
+
+
+def test_the_feed_answers_as_the_openapi_document_says(lab, relays, client):
+    import json as _json
+
+    from tests.booking.test_schema import check
+
+    schema = _json.loads(
+        client.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").content
+    )
+    _, token = relays["a"]
+    revoke(lab, lab.pend00)
+    path = "/api/v1/relay/revocations/"
+    check(schema, path, "get", get(token))
+    check(schema, path, "get", get(token, since="x"))
+    check(schema, path, "get", get(None))
