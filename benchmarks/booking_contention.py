@@ -1,0 +1,1061 @@
+"""Booking POSTs from 32 concurrent clients: throughput, latency, safety and memory.
+
+For each database (a private PostgreSQL server, a SQLite file) and each serving set-up,
+one aiohttp client process runs 32 logged-in students through the real session and CSRF
+checks. Set-ups (--setups):
+
+- daphne:N      N daphne processes, each on its own port; the client takes the ports in
+                turn for each request, as the proxy's upstream list does (docs/operations.md);
+- daphne-fd:N   N daphne processes accepting from one shared socket (`daphne --fd`);
+- gunicorn:N    gunicorn with N sync workers for the REST API, beside one daphne for the
+                websockets (its memory counts for the set-up; it takes no requests here).
+
+Phases, each bounded in requests and seconds:
+
+- uncontended: every request books a free slot (distinct experiment/time), so each should
+  be a 201; the rate is bookings per second;
+- contended: every request races for a random 10-minute slot within six hours of ONE
+  experiment; 201 and 409 are the only right answers, and afterwards the database must hold
+  no two active bookings of that experiment that overlap.
+
+The raw SQL floor runs the statements of booking.services.bookings.booking_create (the user
+lock on PostgreSQL, pool and membership, the experiment, windows, the user's bookings, the
+overlap check, the insert under a savepoint) straight through psycopg (client-side binding,
+as Django) or sqlite3 from 32 threads: API / raw is what the framework costs. Peak RSS is
+the sum over the server's process trees, sampled every 100 ms.
+
+The servers run with the production environment of docs/operations.md: DJANGO_DEBUG=0, a
+secret key, DJANGO_ALLOWED_HOSTS=127.0.0.1, LOG_LEVEL=WARNING, Redis as channel layer and
+Celery broker (private servers from scripts/services.py), JOBS_IN_PROCESS=0.
+
+    .venv/bin/python benchmarks/booking_contention.py            # everything, a table
+    .venv/bin/python benchmarks/booking_contention.py --json     # the same, as JSON
+    .venv/bin/python benchmarks/booking_contention.py --profile  # where one booking's time goes
+
+gunicorn is not a dependency of the project: `.venv/bin/pip install gunicorn` before the run
+(set-ups whose server is missing are skipped with a note). --profile uses pyinstrument when
+it is installed and cProfile otherwise. On a machine other programs use, --quiet-wait makes
+each set-up wait for them to go quiet, and the "other load" column says how far it did.
+"""
+
+# Starting this project's own programs with argument lists is part of the job.
+# ruff: noqa: S603
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from multiprocessing import get_context
+from pathlib import Path
+
+from psycopg.errors import UniqueViolation
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
+
+CLIENTS = 32
+EXPERIMENTS = 8
+SLOT = 300  # seconds: the uncontended bookings, one after another on each experiment
+RACE_WINDOW = 6 * 3600  # the contended bookings start on a minute within this...
+RACE_LENGTH = 600  # ...and last this long
+REQUEST_TIMEOUT = 30.0
+PHASES = {
+    # name: (requests, seconds) -- whichever comes first ends the phase
+    "warmup": (2 * CLIENTS, 30.0),
+    "uncontended": (2000, 15.0),
+    "contended": (1000, 10.0),
+    "raw": (4000, 10.0),
+}
+SETUPS = ("daphne:1", "daphne:2", "gunicorn:3")
+BACKENDS = ("postgres", "sqlite")
+ACTIVE = ("booked", "started")
+TARGETS = {"p99_ms": 100.0, "api_raw": 0.30, "double": 0, "errors": 0, "rss_mb": 250.0}
+TARGET_TEXT = (
+    "targets (PostgreSQL, 32 clients): p99 < 100 ms, API >= 30 % of raw, "
+    "0 double bookings, 0 errors other than 409, peak RSS < 250 MB"
+)
+BOOKINGS_URL = "/api/v1/bookings/"
+REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # booking.rules
+REFERENCE_ATTEMPTS = 8
+DISTURBED = 0.25  # cores used by other programs during a phase that make its figures suspect
+
+
+# --- the lab, made inside a Django process ---------------------------------------------
+
+
+def seed(clients: int) -> dict:
+    """One pool, its experiments, a cohort of logged-in students; runs under Django."""
+    sys.path.insert(0, str(common.ROOT))
+    import django
+
+    django.setup()
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import User
+    from django.middleware.csrf import CSRF_ALLOWED_CHARS
+    from django.utils.crypto import get_random_string
+
+    from booking.models import Experiment, Group, Pool
+
+    def experiment(slug: str) -> Experiment:
+        return Experiment.objects.create(slug=slug, title=slug, topic_stub=slug)
+
+    experiments = [experiment(f"bench-{i:02d}") for i in range(EXPERIMENTS)]
+    race = experiment("bench-race")
+    # Generous: a refusal can only be an overlap.
+    pool = Pool.objects.create(
+        slug="bench",
+        title="Benchmark pool",
+        min_duration=60,
+        max_duration=3600,
+        book_ahead=365 * 86400,
+        max_bookings=1_000_000,
+    )
+    pool.experiments.add(*experiments, race)
+    group = Group.objects.create(slug="bench", title="Benchmark cohort")
+    group.pools.add(pool)
+    users = []
+    for i in range(clients):
+        user = User.objects.create_user(f"bench-student-{i:02d}", f"student{i:02d}@example.org")
+        # What django.contrib.auth.login() stores, without a password hash to compute.
+        session = import_module(settings.SESSION_ENGINE).SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()
+        csrf = get_random_string(32, allowed_chars=CSRF_ALLOWED_CHARS)
+        users.append({"id": user.pk, "session": session.session_key, "csrf": csrf})
+    group.members.add(*(u["id"] for u in users))
+    return {
+        "pool": {"id": pool.pk, "slug": pool.slug},
+        "experiments": [{"id": e.pk, "slug": e.slug} for e in experiments],
+        "race": {"id": race.pk, "slug": race.slug},
+        "users": users,
+    }
+
+
+def make_lab(env: dict[str, str], clients: int) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "_seed", str(clients)],
+        cwd=common.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"seeding failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- what each request books -----------------------------------------------------------
+
+
+def phase_base() -> datetime:
+    """Tomorrow, on the hour: inside the pool's book-ahead and clear of 'now'."""
+    return (datetime.now(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+
+
+def booking_for(mode: str, n: int, lab: dict, base: datetime) -> tuple[dict, datetime, datetime]:
+    """The n-th request of a phase: (experiment, start, end)."""
+    if mode == "contended":
+        rng = random.Random(n)  # a repeatable spread, not a secret
+        start = base + timedelta(minutes=rng.randrange(RACE_WINDOW // 60))
+        return lab["race"], start, start + timedelta(seconds=RACE_LENGTH)
+    experiments = lab["experiments"]
+    start = base + timedelta(seconds=SLOT * (n // len(experiments)))
+    return experiments[n % len(experiments)], start, start + timedelta(seconds=SLOT)
+
+
+# --- the load client (runs in a process of its own) ------------------------------------
+
+
+def load(urls: list[str], lab: dict, mode: str, base: datetime, count: int, seconds: float) -> dict:
+    """One phase from CLIENTS concurrent clients; request n goes to urls[n % len(urls)]."""
+    return asyncio.run(_load(urls, lab, mode, base, count, seconds))
+
+
+async def _load(
+    urls: list[str], lab: dict, mode: str, base: datetime, count: int, seconds: float
+) -> dict:
+    import aiohttp
+
+    issued = 0
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    samples: dict[str, str] = {}
+    expected = {"201", "409"} if mode == "contended" else {"201"}
+    deadline = time.monotonic() + seconds
+
+    async def client(http: aiohttp.ClientSession, index: int, user: dict) -> None:
+        nonlocal issued
+        headers = {
+            "Cookie": f"sessionid={user['session']}; csrftoken={user['csrf']}",
+            "X-CSRFToken": user["csrf"],
+            "Content-Type": "application/json",
+        }
+        if mode == "warmup":  # also proves that the session is accepted
+            url = urls[index % len(urls)]
+            async with http.get(url + BOOKINGS_URL, headers=headers) as response:
+                await response.read()
+                statuses[f"GET {response.status}"] += 1
+        while issued < count and time.monotonic() < deadline:
+            n = issued
+            issued += 1
+            url = urls[n % len(urls)]
+            headers["Origin"] = url  # as a browser on that address would send it
+            experiment, start, end = booking_for(mode, n, lab, base)
+            body = json.dumps(
+                {
+                    "pool": lab["pool"]["slug"],
+                    "experiment": experiment["slug"],
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                }
+            )
+            began = time.perf_counter()
+            try:
+                async with http.post(url + BOOKINGS_URL, data=body, headers=headers) as response:
+                    text = await response.text()
+                    status = str(response.status)
+            except (aiohttp.ClientError, TimeoutError) as error:
+                status, text = f"exception {type(error).__name__}", str(error)
+            latencies.append((time.perf_counter() - began) * 1000)
+            statuses[status] += 1
+            if status not in expected:
+                samples.setdefault(status, text[:300])
+
+    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+    connector = aiohttp.TCPConnector(limit=0)
+    began = time.perf_counter()
+    async with aiohttp.ClientSession(
+        timeout=timeout, connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+    ) as http:
+        users = lab["users"]
+        await asyncio.wait_for(
+            asyncio.gather(*(client(http, i, users[i % len(users)]) for i in range(CLIENTS))),
+            seconds + 2 * REQUEST_TIMEOUT,
+        )
+    elapsed = time.perf_counter() - began
+    posts = sum(v for k, v in statuses.items() if not k.startswith("GET"))
+    return {
+        "requests": posts,
+        "elapsed_s": elapsed,
+        "rate": posts / elapsed,
+        "booked": statuses["201"],
+        "booked_rate": statuses["201"] / elapsed,
+        "p50_ms": common.percentile(latencies, 50),
+        "p99_ms": common.percentile(latencies, 99),
+        "max_ms": max(latencies, default=float("nan")),
+        "statuses": dict(statuses),
+        "errors": sum(v for k, v in statuses.items() if k not in expected and k != "GET 200"),
+        "error_samples": samples,
+    }
+
+
+# --- the database seen directly: resets, double bookings, the raw floor ----------------
+
+# The statements booking_create runs, as Django sends them (Django uses client-side binding).
+SQL_LOCK_USER = "SELECT 1 FROM auth_user WHERE id = %s FOR UPDATE"
+SQL_POOL = (
+    'SELECT "booking_pool"."id", "booking_pool"."slug", "booking_pool"."title", '
+    '"booking_pool"."description", "booking_pool"."ui_set_id", "booking_pool"."min_duration", '
+    '"booking_pool"."max_duration", "booking_pool"."book_ahead", "booking_pool"."start_in_past", '
+    '"booking_pool"."max_bookings", "booking_pool"."quota_period", "booking_pool"."quota_limit", '
+    '"booking_pool"."grace_period", "booking_pool"."extend_step", "booking_pool"."max_extension", '
+    'EXISTS(SELECT %s AS "a" FROM "booking_group" U0 INNER JOIN "booking_group_members" U1 '
+    'ON (U0."id" = U1."group_id") INNER JOIN "booking_group_pools" U3 ON (U0."id" = U3."group_id") '
+    'WHERE (U1."user_id" = %s AND U3."pool_id" = ("booking_pool"."id")) LIMIT 1) AS "is_member" '
+    'FROM "booking_pool" WHERE "booking_pool"."slug" = %s '
+    'ORDER BY "booking_pool"."slug" ASC LIMIT 1'
+)
+SQL_EXPERIMENT = (
+    'SELECT "booking_experiment"."id", "booking_experiment"."slug", "booking_experiment"."title", '
+    '"booking_experiment"."description", "booking_experiment"."topic_stub", '
+    '"booking_experiment"."public", "booking_experiment"."available", '
+    '"booking_experiment"."unavailable_reason", EXISTS(SELECT %s AS "a" FROM '
+    '"booking_experiment_maintainers" U0 WHERE (U0."experiment_id" = ("booking_experiment"."id") '
+    'AND U0."user_id" = %s) LIMIT 1) AS "is_maintainer" FROM "booking_experiment" INNER JOIN '
+    '"booking_pool_experiments" ON ("booking_experiment"."id" = '
+    '"booking_pool_experiments"."experiment_id") WHERE ("booking_pool_experiments"."pool_id" = %s '
+    'AND "booking_experiment"."slug" = %s) ORDER BY "booking_experiment"."slug" ASC LIMIT 1'
+)
+SQL_WINDOWS = (
+    'SELECT "booking_window"."kind" AS "kind", "booking_window"."start" AS "start", '
+    '"booking_window"."end" AS "end" FROM "booking_window" INNER JOIN "booking_pool" ON '
+    '("booking_window"."pool_id" = "booking_pool"."id") WHERE "booking_window"."pool_id" = %s '
+    'ORDER BY "booking_pool"."slug" ASC, 1 ASC, 2 ASC'
+)
+SQL_USER_BOOKINGS = (
+    'SELECT "booking_booking"."start" AS "start", "booking_booking"."end" AS "end", '
+    '"booking_booking"."status" AS "status", "booking_booking"."cancelled_at" AS "cancelled_at" '
+    'FROM "booking_booking" WHERE ("booking_booking"."end" > %s AND "booking_booking"."status" '
+    'IN (%s, %s) AND "booking_booking"."pool_id" = %s AND "booking_booking"."user_id" = %s AND '
+    'NOT ("booking_booking"."id" IS NULL)) ORDER BY 1 ASC'
+)
+SQL_BUSY = (
+    'SELECT "booking_booking"."experiment_id" AS "experiment_id" FROM "booking_booking" WHERE '
+    '("booking_booking"."end" > %s AND "booking_booking"."experiment_id" IN (%s) AND '
+    '"booking_booking"."start" < %s AND "booking_booking"."status" IN (%s, %s)) '
+    'ORDER BY "booking_booking"."start" ASC'
+)
+SQL_INSERT = (
+    'INSERT INTO "booking_booking" ("id", "reference", "user_id", "pool_id", "experiment_id", '
+    '"start", "end", "booked_end", "status", "created_at", "started_at", "cancelled_at", '
+    '"cancelled_by_id", "cancel_reason") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '
+    "%s, %s, %s)"
+)
+SQL_ACTIVE = 'SELECT experiment_id, start, "end" FROM booking_booking WHERE status IN (%s, %s)'
+
+
+class Database:
+    """One backend's database, opened directly (not through Django)."""
+
+    def __init__(self, backend: str, url: str):
+        self.backend = backend
+        self.url = url
+        self.path = url.removeprefix("sqlite:///")
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator:
+        if self.backend == "postgres":
+            import psycopg
+
+            conn = psycopg.connect(self.url, cursor_factory=psycopg.ClientCursor)
+        else:
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            # What DATABASES' init_command runs on each of Django's connections.
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+                conn.execute(f"PRAGMA {pragma}")
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def sql(self, text: str) -> str:
+        return text if self.backend == "postgres" else text.replace("%s", "?")
+
+    def when(self, value: datetime) -> object:
+        """A time as Django's backend sends it: aware for psycopg, naive UTC text for SQLite."""
+        if self.backend == "postgres":
+            return value
+        return str(value.astimezone(UTC).replace(tzinfo=None))
+
+    def reset(self) -> None:
+        with self.connect() as conn:
+            conn.execute("DELETE FROM booking_booking")
+            if self.backend == "postgres":
+                conn.commit()
+                conn.autocommit = True
+                conn.execute("VACUUM ANALYZE booking_booking")
+
+    def double_bookings(self) -> tuple[int, int]:
+        """(active bookings, pairs of them on one experiment that overlap)."""
+        with self.connect() as conn:
+            rows = conn.execute(self.sql(SQL_ACTIVE), ACTIVE).fetchall()
+        by_experiment: dict[int, list[tuple]] = defaultdict(list)
+        for experiment, start, end in rows:
+            if isinstance(start, str):
+                start, end = datetime.fromisoformat(start), datetime.fromisoformat(end)
+            by_experiment[experiment].append((start, end))
+        pairs = 0
+        for intervals in by_experiment.values():
+            intervals.sort()
+            for i, (_, end) in enumerate(intervals):
+                for later_start, _ in intervals[i + 1 :]:
+                    if later_start >= end:
+                        break
+                    pairs += 1
+        return len(rows), pairs
+
+    def book(self, conn: object, lab: dict, user: int, experiment: dict, interval: tuple) -> bool:
+        """booking_create's statements in one transaction; False when the slot is taken."""
+        pool = lab["pool"]
+        now = self.when(datetime.now(UTC))
+        start, end = (self.when(t) for t in interval)
+        run = conn.execute
+        sql = self.sql
+        if self.backend == "postgres":
+            run(SQL_LOCK_USER, (user,))  # the first statement opens the transaction
+        else:
+            run("BEGIN IMMEDIATE")
+        run(sql(SQL_POOL), (1, user, pool["slug"])).fetchall()
+        run(sql(SQL_EXPERIMENT), (1, user, pool["id"], experiment["slug"])).fetchall()
+        run(sql(SQL_WINDOWS), (pool["id"],)).fetchall()
+        run(sql(SQL_USER_BOOKINGS), (now, *ACTIVE, pool["id"], user)).fetchall()
+        busy = run(sql(SQL_BUSY), (start, experiment["id"], end, *ACTIVE)).fetchall()
+        if not busy:
+            self._insert(conn, (user, pool["id"], experiment["id"], start, end, end, "booked", now))
+        if self.backend == "postgres":
+            conn.commit()
+        else:
+            run("COMMIT")
+        return not busy
+
+    def _insert(self, conn: object, values: tuple) -> None:
+        """The insert under a savepoint, with a new reference when one is taken (as _insert)."""
+        conn.execute('SAVEPOINT "raw"')
+        for _ in range(REFERENCE_ATTEMPTS):
+            booking_id = uuid.uuid4()
+            reference = "".join(random.choices(REFERENCE_ALPHABET, k=6))
+            key = booking_id if self.backend == "postgres" else booking_id.hex
+            try:
+                conn.execute(self.sql(SQL_INSERT), (key, reference, *values, None, None, None, ""))
+            except (sqlite3.IntegrityError, UniqueViolation) as error:
+                if "reference" not in str(error):
+                    raise
+                conn.execute('ROLLBACK TO SAVEPOINT "raw"')
+                continue
+            conn.execute('RELEASE SAVEPOINT "raw"')
+            return
+        raise RuntimeError("raw floor: no free reference")
+
+
+def raw_floor(db: Database, lab: dict, count: int, seconds: float) -> dict:
+    """The uncontended bookings as raw SQL transactions from CLIENTS threads."""
+    local = threading.local()
+    opened: list = []
+    lock = threading.Lock()
+    base = phase_base()
+
+    def step(n: int) -> None:
+        if not hasattr(local, "conn"):
+            with lock:
+                local.user = lab["users"][len(opened) % len(lab["users"])]["id"]
+                local.cm = db.connect()
+                local.conn = local.cm.__enter__()
+                opened.append(local.cm)
+        experiment, start, end = booking_for("uncontended", n, lab, base)
+        if not db.book(local.conn, lab, local.user, experiment, (start, end)):
+            raise RuntimeError(f"raw floor: slot {n} was taken")
+
+    try:
+        done, elapsed = common.run_bounded(step, threads=CLIENTS, count=count, seconds=seconds)
+    finally:
+        for cm in opened:
+            cm.__exit__(None, None, None)
+    _, doubles = db.double_bookings()
+    db.reset()
+    return {"bookings": done, "elapsed_s": elapsed, "rate": done / elapsed, "double": doubles}
+
+
+# --- one serving set-up ----------------------------------------------------------------
+
+
+def start_setup(setup: str, env: dict[str, str], logdir: Path) -> list[common.WebServer]:
+    """The servers of a set-up; the first one takes the REST traffic."""
+    kind, _, count = setup.partition(":")
+    processes = int(count or 1)
+    if kind in ("daphne", "daphne-fd"):
+        env = env | {"WEB_PROCESSES": str(processes)}
+        shared = kind == "daphne-fd"
+        return [common.start_daphne(processes, env, logdir, shared_socket=shared)]
+    if kind == "gunicorn":
+        env = env | {"WEB_PROCESSES": "1"}
+        rest = common.start_gunicorn(processes, env, logdir)
+        try:
+            # The websockets still need daphne: it belongs to this set-up's memory.
+            return [rest, common.start_daphne(1, env, logdir)]
+        except BaseException:
+            rest.stop()
+            raise
+    raise ValueError(f"unknown set-up {setup!r} (daphne:N, daphne-fd:N or gunicorn:N)")
+
+
+def _leaves(roots: list[int]) -> list[int]:
+    """The processes that do the work: gunicorn's workers rather than its arbiter."""
+    tree = common.process_tree(roots)
+    return [pid for pid in tree if common.process_tree([pid]) == [pid]]
+
+
+def run_setup(setup: str, env: dict[str, str], ctx: dict) -> dict:
+    db: Database = ctx["db"]
+    if ctx["quiet_wait"]:
+        common.wait_for_quiet(ctx["quiet_wait"], threshold=DISTURBED)
+    servers = start_setup(setup, env, ctx["tmpdir"])
+    rest_pids = servers[0].pids
+    all_pids = [pid for server in servers for pid in server.pids]
+
+    def phase(mode: str) -> dict:
+        count, seconds = ctx["phases"][mode]
+        job = (servers[0].urls, ctx["lab"], mode, phase_base(), count, seconds)
+        return ctx["client"].submit(load, *job).result()
+
+    groups = {"server": rest_pids, "client": [ctx["client_pid"]], **ctx["database_pids"]}
+    groups |= {f"process {pid}": [pid] for pid in _leaves(rest_pids)}
+    try:
+        with common.RssSampler(all_pids) as rss, common.RssSampler(rest_pids) as rss_rest:
+            warm = phase("warmup")
+            if warm["statuses"].get("GET 200") != CLIENTS or warm["errors"]:
+                raise RuntimeError(f"{setup}: the warm-up failed: {warm}")
+            db.reset()
+            with common.cpu_used(groups) as cores:
+                calm = phase("uncontended")
+            db.reset()
+            race = phase("contended")
+            active, doubles = db.double_bookings()
+            db.reset()
+    finally:
+        for server in servers:
+            server.stop()
+    ours = sum(cores[name] for name in ("server", "client", *ctx["database_pids"]))
+    # Anything else that ran on the machine meanwhile disturbs the figures: say how much.
+    cores["elsewhere"] = max(0.0, cores["machine"] * common.machine()["nproc"] - ours)
+    return {
+        "setup": setup,
+        "server": servers[0].name,
+        "uncontended": calm,
+        "contended": race | {"active_after": active, "double": doubles},
+        # Cores busy on average during the uncontended phase.
+        "cores": {name: round(value, 2) for name, value in cores.items()},
+        "server_cpu_ms_per_request": 1000 * cores["server"] / max(1e-9, calm["rate"]),
+        "peak_rss_mb": rss.peak_mb,
+        "peak_rss_rest_mb": rss_rest.peak_mb,
+        "peak_pss_mb": rss.peak_pss_mb,
+    }
+
+
+def summary(backend: str, result: dict, raw: dict) -> dict:
+    calm, race = result["uncontended"], result["contended"]
+    row = {
+        "backend": backend,
+        "setup": result["setup"],
+        "bookings_s": calm["booked_rate"],
+        "p50_ms": calm["p50_ms"],
+        "p99_ms": calm["p99_ms"],
+        "race_s": race["rate"],
+        "race_p50_ms": race["p50_ms"],
+        "race_p99_ms": race["p99_ms"],
+        "race_201": race["statuses"].get("201", 0),
+        "race_409": race["statuses"].get("409", 0),
+        "errors": calm["errors"] + race["errors"],
+        "double": race["double"],
+        "raw_s": raw["rate"],
+        "api_raw": calm["booked_rate"] / raw["rate"],
+        "cpu_ms": result["server_cpu_ms_per_request"],
+        "elsewhere": result["cores"]["elsewhere"],
+        "rss_mb": result["peak_rss_mb"],
+        "rss_rest_mb": result["peak_rss_rest_mb"],
+        "pss_mb": result["peak_pss_mb"],
+    }
+    missed = []
+    if max(row["p99_ms"], row["race_p99_ms"]) >= TARGETS["p99_ms"]:
+        missed.append("p99")
+    if row["api_raw"] < TARGETS["api_raw"]:
+        missed.append("API/raw")
+    if row["double"] > TARGETS["double"]:
+        missed.append("double")
+    if row["errors"] > TARGETS["errors"]:
+        missed.append("errors")
+    if row["rss_mb"] >= TARGETS["rss_mb"]:
+        missed.append("RSS")
+    row["missed"] = ", ".join(missed) or "none"
+    return row
+
+
+COLUMNS: list[common.Column] = [
+    ("backend", "backend", ""),
+    ("set-up", "setup", ""),
+    ("bookings/s", "bookings_s", ".0f"),
+    ("p50 ms", "p50_ms", ".0f"),
+    ("p99 ms", "p99_ms", ".0f"),
+    ("race/s", "race_s", ".0f"),
+    ("race p99", "race_p99_ms", ".0f"),
+    ("201/409", "race_201_409", ""),
+    ("errors", "errors", "d"),
+    ("double", "double", "d"),
+    ("raw/s", "raw_s", ".0f"),
+    ("API/raw", "api_raw", ".1%"),
+    ("CPU ms/req", "cpu_ms", ".1f"),
+    ("peak RSS MB", "rss_mb", ".0f"),
+    ("of it REST", "rss_rest_mb", ".0f"),
+    ("peak PSS MB", "pss_mb", ".0f"),
+    ("other load", "elsewhere", ".2f"),
+    ("targets missed", "missed", ""),
+]
+
+
+def report(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"Booking contention, {m['date']}: {m['nproc']} CPUs ({m['cpu']}), "
+        f"Python {m['python']}, code {m['code']}, gunicorn {results['gunicorn'] or 'absent'}",
+        f"{CLIENTS} clients; per phase at most (requests, seconds): {results['phases']}",
+        f"load average before the run: {results['loadavg']}",
+        "",
+    ]
+    rows = [r | {"race_201_409": f"{r['race_201']}/{r['race_409']}"} for r in results["rows"]]
+    lines.append(common.table(rows, COLUMNS))
+    lines += [
+        "",
+        TARGET_TEXT,
+        f"other load: cores used by other programs during the uncontended phase; above "
+        f"{DISTURBED} the row's figures are disturbed (CPU ms/req suffers least)",
+    ]
+    for name, backend in results["backends"].items():
+        for setup in backend["setups"]:
+            label = f"{name} {setup['setup']}"
+            for phase in ("uncontended", "contended"):
+                samples = setup[phase]["error_samples"]
+                for status, text in samples.items():
+                    lines.append(f"{label} {phase}: {status}: {text}")
+            cores = ", ".join(f"{k} {v:.2f}" for k, v in setup["cores"].items())
+            lines.append(f"{label}: cores busy while uncontended: {cores}")
+            if setup["cores"]["elsewhere"] > DISTURBED:
+                lines.append(f"  WARNING: other work used {setup['cores']['elsewhere']:.2f} cores")
+    lines += [f"skipped: {note}" for note in results["skipped"]]
+    return "\n".join(lines)
+
+
+# --- where one booking's time goes (--profile) -----------------------------------------
+
+# Wall time (samples) by layer of code; a frame no fragment matches (the standard library,
+# say) counts for the layer of its caller. The first match wins.
+LAYERS = (
+    ("PostgreSQL driver and round trips", ("/psycopg/", "/psycopg_pool/", "/psycopg_binary/")),
+    ("broker publish (Celery, kombu, redis)", ("/celery/", "/kombu/", "/redis/", "/vine/")),
+    ("ORM: building SQL, making rows", ("/django/db/",)),
+    ("DRF: dispatch, parsing, serializer, renderer", ("/rest_framework/",)),
+    ("Django: handler, middleware, sessions, auth, CSRF", ("/django/",)),
+    ("ASGI: asgiref threads", ("/asgiref/",)),
+    ("our code", tuple(f"{common.ROOT}/{app}/" for app in ("booking", "config", "workflows"))),
+)
+# Wall time by step of the request: the innermost of these frames on the stack names it.
+STEPS = (
+    ("/django/db/backends/base/base.py", "connect", "connection from the pool"),
+    ("/django/db/backends/base/base.py", "close", "connection back to the pool"),
+    ("/django/contrib/sessions/backends/", "load", "session row (middleware)"),
+    ("/django/contrib/auth/__init__.py", "get_user", "user row (authentication)"),
+    ("/rest_framework/authentication.py", "enforce_csrf", "CSRF check"),
+    ("/rest_framework/views.py", "initial", "DRF: permissions, throttles, negotiation"),
+    ("/booking/apis.py", "parse", "parse and validate the body"),
+    ("/booking/services/bookings.py", "booking_create", "booking_create: rules and glue"),
+    ("/django/db/transaction.py", "__enter__", "BEGIN / COMMIT"),
+    ("/django/db/transaction.py", "__exit__", "BEGIN / COMMIT"),
+    ("/booking/services/bookings.py", "_lock_user", "query: lock the user"),
+    ("/booking/services/bookings.py", "_pool_for", "query: pool and membership"),
+    ("/booking/services/bookings.py", "_candidates", "query: the experiment"),
+    ("/booking/services/bookings.py", "_check_windows", "query: windows"),
+    ("/booking/services/bookings.py", "_user_intervals", "query: the user's bookings"),
+    ("/booking/services/bookings.py", "_busy_experiments", "query: overlap check"),
+    ("/booking/services/bookings.py", "_insert", "query: insert under a savepoint"),
+    ("/booking/", "booking_confirmation_enqueue", "on_commit: confirmation task to Redis"),
+    ("/booking/apis.py", "booking_to_dict", "response: booking_to_dict"),
+    ("/rest_framework/response.py", "rendered_content", "response: JSON rendering"),
+)
+DRIVER = ("/psycopg/", "/psycopg_pool/", "/psycopg_binary/")
+PROFILE_BATCH = 100  # requests between two resets, so no user piles up bookings
+
+
+def _layer(path: str, inherited: str) -> str:
+    for name, fragments in LAYERS:
+        if any(fragment in path for fragment in fragments):
+            return name
+    return inherited
+
+
+def _step(frame: object, inherited: str) -> str:
+    path = frame.file_path or ""
+    for fragment, function, name in STEPS:
+        if frame.function == function and fragment in path:
+            return name
+    return inherited
+
+
+def _split(frame: object, layer: str, step: str, totals: dict[str, Counter]) -> None:
+    """Self time of every frame, by layer, by step, and by step in the database driver."""
+    layer = _layer(frame.file_path or "", layer)
+    step = _step(frame, step)
+    own = frame.time - sum(child.time for child in frame.children)
+    totals["layer"][layer] += own
+    totals["step"][step] += own
+    if layer == LAYERS[0][0]:
+        totals["driver"][step] += own
+    for child in frame.children:
+        _split(child, layer, step, totals)
+
+
+class BookingCalls:
+    """Booking POSTs straight into Django's WSGI and ASGI handlers, in this process."""
+
+    def __init__(self, lab: dict):
+        from django.core.handlers.asgi import ASGIHandler
+        from django.core.handlers.wsgi import WSGIHandler
+
+        self.lab = lab
+        self.wsgi = WSGIHandler()
+        self.asgi = ASGIHandler()
+        self.n = 0
+        self.base = phase_base()
+
+    def _next(self) -> tuple[dict, bytes]:
+        user = self.lab["users"][self.n % len(self.lab["users"])]
+        experiment, start, end = booking_for("uncontended", self.n, self.lab, self.base)
+        self.n += 1
+        body = {"pool": "bench", "experiment": experiment["slug"]}
+        body |= {"start": start.isoformat(), "end": end.isoformat()}
+        return user, json.dumps(body).encode()
+
+    def _headers(self, user: dict, length: int) -> dict[str, str]:
+        return {
+            "host": common.HOST,
+            "cookie": f"sessionid={user['session']}; csrftoken={user['csrf']}",
+            "x-csrftoken": user["csrf"],
+            "origin": f"http://{common.HOST}",
+            "content-type": "application/json",
+            "content-length": str(length),
+        }
+
+    def wsgi_post(self) -> None:
+        import io
+
+        user, body = self._next()
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": BOOKINGS_URL,
+            "SCRIPT_NAME": "",
+            "QUERY_STRING": "",
+            "SERVER_NAME": common.HOST,
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": common.HOST,
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        for name, value in self._headers(user, len(body)).items():
+            key = name.upper().replace("-", "_")
+            environ[key if key.startswith("CONTENT_") else f"HTTP_{key}"] = value
+        status: list[str] = []
+        response = self.wsgi(environ, lambda s, h, exc_info=None: status.append(s))
+        content = b"".join(response)
+        response.close()  # request_finished: the connection goes back to the pool
+        if not status[0].startswith("201"):
+            raise RuntimeError(f"WSGI booking: {status[0]} {content[:300]!r}")
+
+    async def asgi_post(self) -> None:
+        user, body = self._next()
+        headers = self._headers(user, len(body))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": BOOKINGS_URL,
+            "raw_path": BOOKINGS_URL.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+            "client": (common.HOST, 50000),
+            "server": (common.HOST, 80),
+        }
+        sent: list[dict] = []
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive() -> dict:
+            if messages:
+                return messages.pop()
+            await asyncio.Event().wait()  # the client never leaves; Django cancels this
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await self.asgi(scope, receive, send)
+        if sent[0]["status"] != 201:
+            raise RuntimeError(f"ASGI booking: {sent[0]['status']} {sent[1:]!r:.300}")
+
+
+def _batches(requests: int, call: object, reset: object) -> tuple[float, float]:
+    """(wall, CPU) seconds this process spent in `requests` calls, resetting bookings
+    between batches (not counted). CPU time is what other programs on the machine disturb
+    least."""
+    wall = cpu = 0.0
+    done = 0
+    while done < requests:
+        size = min(PROFILE_BATCH, requests - done)
+        began, began_cpu = time.perf_counter(), time.process_time()
+        for _ in range(size):
+            call()
+        wall += time.perf_counter() - began
+        cpu += time.process_time() - began_cpu
+        done += size
+        reset()
+    return wall, cpu
+
+
+def profile_inside(lab_path: Path, requests: int, out: Path | None) -> int:
+    """Runs under Django: per-request costs, then a profile of the WSGI booking POST."""
+    sys.path.insert(0, str(common.ROOT))
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    calls = BookingCalls(json.loads(lab_path.read_text()))
+
+    def reset() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM booking_booking")
+        connection.close()  # back to the pool, as at the end of a request
+
+    _batches(50, calls.wsgi_post, reset)  # warm-up: imports, pools, caches
+    queries = {"count": 0, "seconds": 0.0}
+
+    def timed(execute, sql, params, many, context):  # noqa: ANN001 - Django's signature
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            queries["count"] += 1
+            queries["seconds"] += time.perf_counter() - began
+
+    with connection.execute_wrapper(timed):
+        wsgi_s, wsgi_cpu = _batches(requests, calls.wsgi_post, reset)
+    loop = asyncio.new_event_loop()
+    _batches(50, lambda: loop.run_until_complete(calls.asgi_post()), reset)
+    asgi_s, asgi_cpu = _batches(requests, lambda: loop.run_until_complete(calls.asgi_post()), reset)
+    loop.close()
+    per = 1000 / requests
+    print(f"{requests} booking POSTs one after another, PostgreSQL, DEBUG off:")
+    print(f"  WSGI handler: {wsgi_s * per:.2f} ms each, {wsgi_cpu * per:.2f} ms of CPU")
+    print(
+        f"  ASGI handler (as under daphne): {asgi_s * per:.2f} ms each, "
+        f"{asgi_cpu * per:.2f} ms of CPU"
+    )
+    print(
+        f"  SQL statements: {queries['count'] / requests:.1f} per request, "
+        f"{queries['seconds'] * per:.2f} ms each request inside cursor.execute"
+    )
+    try:
+        from pyinstrument import Profiler
+    except ImportError:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(_batches, requests, calls.wsgi_post, reset)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+        return 0
+    profiler = Profiler(interval=0.0002, async_mode="disabled")
+    profiler.start()
+    _batches(requests, calls.wsgi_post, reset)
+    profiler.stop()
+    root = profiler.last_session.root_frame()
+    totals: dict[str, Counter] = {"layer": Counter(), "step": Counter(), "driver": Counter()}
+    _split(root, "other (harness)", "framework: handler, middleware, DRF dispatch", totals)
+    # Shares of the profiled run, in ms of an unprofiled WSGI request.
+    scale = wsgi_s * per / root.time
+    print("\nWall time of a WSGI booking POST by layer of code (pyinstrument samples):")
+    for layer, seconds in totals["layer"].most_common():
+        print(f"  {layer:<52} {seconds * scale:6.2f} ms  {seconds / root.time:6.1%}")
+    print("\n... and by step of the request (of it: inside the database driver, waiting on")
+    print("    PostgreSQL or converting values):")
+    for step, seconds in totals["step"].most_common():
+        driver = totals["driver"][step] * scale
+        print(f"  {step:<52} {seconds * scale:6.2f} ms  {seconds / root.time:6.1%}", end="")
+        print(f"  (driver {driver:.2f} ms)" if driver >= 0.01 else "")
+    print()
+    print(
+        profiler.output_text(
+            unicode=True,
+            time="percent_of_total",
+            processor_options={"filter_threshold": 0.015},
+        )
+    )
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "booking-post.html").write_text(profiler.output_html())
+        full = profiler.output_text(unicode=True, show_all=True, time="percent_of_total")
+        (out / "booking-post.txt").write_text(full)
+        print(f"The whole profile: {out / 'booking-post.html'}, {out / 'booking-post.txt'}")
+    return 0
+
+
+def run_profile(requests: int, settings: str, out: Path | None) -> int:
+    svc = common.services()
+    svc.exit_on_signals()
+    tmpdir = svc.make_tmpdir("labbook-profile-")
+    redis_url, stop_redis = svc.start_redis(tmpdir)
+    server_url, stop_pg = svc.start_postgres(tmpdir)
+    try:
+        url = common.create_database(server_url, "labbook_bench")
+        env = common.production_env(
+            url,
+            REDIS_URL=redis_url,
+            CELERY_BROKER_URL=redis_url.rsplit("/", 1)[0] + "/1",
+            DJANGO_SETTINGS_MODULE=settings,
+        )
+        common.say("[profile] migrate and seed")
+        common.manage(env, "migrate", "--noinput")
+        lab_path = tmpdir / "lab.json"
+        lab_path.write_text(json.dumps(make_lab(env, CLIENTS)))
+        common.say(f"[profile] {requests} requests x 3")
+        done = subprocess.run(
+            [sys.executable, __file__, "_profile", str(lab_path), str(requests)]
+            + ([str(out.resolve())] if out else []),
+            cwd=common.ROOT,
+            env=env,
+            timeout=600,
+            check=False,
+        )
+        return done.returncode
+    finally:
+        stop_pg()
+        stop_redis()
+
+
+# --- a whole run -----------------------------------------------------------------------
+
+
+def gunicorn_version() -> str | None:
+    with contextlib.suppress(ImportError):
+        from importlib.metadata import version
+
+        return version("gunicorn")
+    return None
+
+
+def run_backend(backend: str, setups: list[str], ctx: dict, args: argparse.Namespace) -> dict:
+    tmpdir: Path = ctx["tmpdir"]
+    stops = []
+    try:
+        if backend == "postgres":
+            server_url, stop = common.services().start_postgres(tmpdir)
+            stops.append(stop)
+            url = common.create_database(server_url, "labbook_bench")
+            pidfile = tmpdir / "postgres" / "data" / "postmaster.pid"
+            ctx["database_pids"] = {"postgres": [int(pidfile.read_text().split()[0])]}
+        else:
+            url = f"sqlite:///{tmpdir / 'bench.sqlite3'}"
+            ctx["database_pids"] = {}
+        env = common.production_env(
+            url,
+            REDIS_URL=ctx["redis"] + "/0",
+            CELERY_BROKER_URL=ctx["redis"] + "/1",
+            DATABASE_POOL_MAX=str(args.pool_max),
+            DJANGO_SETTINGS_MODULE=args.settings,
+        )
+        common.say(f"[{backend}] migrate and seed")
+        common.manage(env, "migrate", "--noinput")
+        ctx["lab"] = make_lab(env, CLIENTS)
+        ctx["db"] = db = Database(backend, url)
+        common.say(f"[{backend}] raw SQL floor")
+        raw = raw_floor(db, ctx["lab"], *ctx["phases"]["raw"])
+        results = []
+        for setup in setups:
+            common.say(f"[{backend}] {setup}")
+            results.append(run_setup(setup, env, ctx))
+        return {"raw": raw, "setups": results}
+    finally:
+        for stop in reversed(stops):
+            stop()
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["_seed"]:
+        print(json.dumps(seed(int(argv[1]))))
+        return 0
+    if argv[:1] == ["_profile"]:
+        return profile_inside(Path(argv[1]), int(argv[2]), Path(argv[3]) if argv[3:] else None)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="postgres, sqlite")
+    parser.add_argument(
+        "--setups", default=",".join(SETUPS), help="daphne:N, daphne-fd:N, gunicorn:N"
+    )
+    parser.add_argument("--pool-max", type=int, default=8, help="DATABASE_POOL_MAX")
+    parser.add_argument("--requests", type=int, help="requests in each API phase")
+    parser.add_argument("--seconds", type=float, help="time limit of each API phase")
+    parser.add_argument(
+        "--settings", default="config.settings.base", help="DJANGO_SETTINGS_MODULE to measure"
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0,
+        help="before each set-up, wait up to this many seconds for other programs to go quiet",
+    )
+    parser.add_argument("--profile", action="store_true", help="profile one booking POST")
+    parser.add_argument("--profile-requests", type=int, default=500)
+    parser.add_argument("--profile-out", type=Path, help="also save the whole profile here")
+    args = parser.parse_args(argv)
+    if args.profile:
+        return run_profile(args.profile_requests, args.settings, args.profile_out)
+    phases = dict(PHASES)
+    for name in ("uncontended", "contended"):
+        count, seconds = phases[name]
+        phases[name] = (args.requests or count, args.seconds or seconds)
+
+    setups, skipped = [], []
+    for setup in args.setups.split(","):
+        program = setup.partition(":")[0].removesuffix("-fd")
+        if (common.BIN / program).exists():
+            setups.append(setup)
+        else:
+            skipped.append(f"{setup}: {program} is not installed in {common.BIN}")
+
+    svc = common.services()
+    svc.exit_on_signals()
+    tmpdir = svc.make_tmpdir("labbook-bench-")
+    redis_url, stop_redis = svc.start_redis(tmpdir)
+    results: dict = {
+        "machine": common.machine(),
+        "gunicorn": gunicorn_version(),
+        "clients": CLIENTS,
+        "phases": phases,
+        "pool_max": args.pool_max,
+        "settings": args.settings,
+        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+        "backends": {},
+        "skipped": skipped,
+    }
+    try:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as client:
+            ctx = {
+                "tmpdir": tmpdir,
+                "redis": redis_url.rsplit("/", 1)[0],
+                "phases": phases,
+                "client": client,
+                "client_pid": client.submit(os.getpid).result(),
+                "quiet_wait": args.quiet_wait,
+            }
+            for backend in args.backends.split(","):
+                results["backends"][backend] = run_backend(backend, setups, ctx, args)
+    finally:
+        stop_redis()
+    results["rows"] = [
+        summary(backend, setup, data["raw"])
+        for backend, data in results["backends"].items()
+        for setup in data["setups"]
+    ]
+    common.emit(results, as_json=args.json, text=report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
