@@ -6,12 +6,12 @@ from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 
 from booking import rules
 from booking.audit import audit_record
 from booking.errors import MESSAGES, ApiError, rule_error
-from booking.models import Booking, BookingStatus, Experiment, Group, Pool, Window, WindowKind
+from booking.models import Booking, BookingStatus, Experiment, Pool, Window, WindowKind
 from booking.models.bookings import ACTIVE_STATUSES
 from booking.notifications import booking_confirmation_enqueue
 from booking.policy import pool_policy
@@ -30,38 +30,79 @@ def _lock_user(user: AbstractBaseUser) -> None:
             cursor.execute("SELECT 1 FROM auth_user WHERE id = %s FOR UPDATE", [user.pk])
 
 
-def _pool_for(user: AbstractBaseUser, pool_slug: str) -> Pool:
-    pool = (
-        Pool.objects.filter(slug=pool_slug)
-        .annotate(is_member=Exists(Group.objects.filter(pools=OuterRef("pk"), members=user.pk)))
-        .first()
-    )
-    if pool is None:
-        raise ApiError("invalid", MESSAGES["unknown_pool"], 422)
-    if not pool.is_member:
-        raise rule_error("not_member")
-    return pool
+# One round trip for everything booking_create needs from the catalogue: the pool and its
+# policy, membership, whether it has windows, and the candidate experiments with the user's
+# maintainer flag. Written by hand because it is the hottest read of the platform.
+CATALOGUE_SQL = """
+SELECT p.id, p.slug, p.title, p.min_duration, p.max_duration, p.book_ahead, p.start_in_past,
+       p.max_bookings, p.grace_period, p.extend_step, p.max_extension, p.quota_period,
+       p.quota_limit,
+       EXISTS (SELECT 1 FROM booking_group_pools gp
+               JOIN booking_group_members gm ON gm.group_id = gp.group_id
+               WHERE gp.pool_id = p.id AND gm.user_id = %s),
+       EXISTS (SELECT 1 FROM booking_window w WHERE w.pool_id = p.id),
+       x.id, x.slug, x.title, x.public, x.available,
+       EXISTS (SELECT 1 FROM booking_experiment_maintainers m
+               WHERE m.experiment_id = x.id AND m.user_id = %s)
+FROM booking_pool p
+LEFT JOIN (SELECT pe.pool_id, e.id, e.slug, e.title, e.public, e.available
+           FROM booking_pool_experiments pe
+           JOIN booking_experiment e ON e.id = pe.experiment_id {only}) x ON x.pool_id = p.id
+WHERE p.slug = %s
+ORDER BY x.slug
+"""
+POOL_COLUMNS = (
+    "id",
+    "slug",
+    "title",
+    "min_duration",
+    "max_duration",
+    "book_ahead",
+    "start_in_past",
+    "max_bookings",
+    "grace_period",
+    "extend_step",
+    "max_extension",
+    "quota_period",
+    "quota_limit",
+)
 
 
-def _candidates(
-    user: AbstractBaseUser, pool: Pool, experiment_slug: str | None
-) -> list[Experiment]:
-    """The experiments this booking may use: the one named, or every bookable one."""
-    maintained = Experiment.maintainers.through.objects.filter(
-        experiment_id=OuterRef("pk"), user_id=user.pk
-    )
-    qs = pool.experiments.annotate(is_maintainer=Exists(maintained))
+def _read_catalogue(
+    user: AbstractBaseUser, pool_slug: str, experiment_slug: str | None
+) -> tuple[Pool, bool, list[Experiment]]:
+    """(pool, has_windows, bookable experiments); refusals for the pool and experiment."""
+    only = "WHERE e.slug = %s" if experiment_slug is not None else ""
+    params: list = [user.pk, user.pk]
     if experiment_slug is not None:
-        experiment = qs.filter(slug=experiment_slug).first()
-        if experiment is None:
-            raise ApiError("invalid", MESSAGES["unknown_experiment"], 422)
-        if not experiment.is_maintainer and not (experiment.public and experiment.available):
+        params.append(experiment_slug)
+    params.append(pool_slug)
+    with connection.cursor() as cursor:
+        cursor.execute(CATALOGUE_SQL.format(only=only), params)
+        rows = cursor.fetchall()
+    if not rows:
+        raise ApiError("invalid", MESSAGES["unknown_pool"], 422)
+    first = rows[0]
+    pool = Pool(**dict(zip(POOL_COLUMNS, first[:13], strict=True)))
+    if not first[13]:
+        raise rule_error("not_member")
+    has_windows = bool(first[14])
+    experiments = []
+    for row in rows:
+        if row[15] is None:
+            continue
+        experiment = Experiment(
+            id=row[15], slug=row[16], title=row[17], public=bool(row[18]), available=bool(row[19])
+        )
+        if row[20] or (experiment.public and experiment.available):
+            experiments.append(experiment)
+        elif experiment_slug is not None:
             raise rule_error("experiment_unavailable")
-        return [experiment]
-    experiments = [e for e in qs if e.is_maintainer or (e.public and e.available)]
+    if experiment_slug is not None and not experiments and rows[0][15] is None:
+        raise ApiError("invalid", MESSAGES["unknown_experiment"], 422)
     if not experiments:
         raise rule_error("experiment_unavailable")
-    return experiments
+    return pool, has_windows, experiments
 
 
 def _check_windows(pool: Pool, interval: rules.Interval) -> None:
@@ -119,20 +160,90 @@ def _is_overlap_violation(error: IntegrityError) -> bool:
     return OVERLAP_CONSTRAINT in str(error)
 
 
-def _insert(booking: Booking) -> bool:
-    """Insert under a savepoint; False when the database refuses it as an overlap."""
-    for _ in range(REFERENCE_ATTEMPTS):
-        booking.reference = rules.new_reference()
-        try:
-            with transaction.atomic():
-                booking.save(force_insert=True)
-            return True
-        except IntegrityError as error:
-            if _is_overlap_violation(error):
-                return False
-            if "reference" not in str(error):
-                raise
-    raise ApiError("server_busy", MESSAGES["server_busy"], 503)
+def _bookings_around(
+    user: AbstractBaseUser,
+    pool: Pool,
+    experiment_ids: list[int],
+    *,
+    now: datetime,
+    interval: rules.Interval,
+) -> tuple[int, list[rules.Interval], set[int]]:
+    """One read of the bookings that matter: the user's in the pool (held now, and what
+    counts for the quota) and the candidates' that overlap the interval."""
+    mine = Q(end__gt=now, status__in=ACTIVE_STATUSES)
+    span = timedelta(seconds=pool.quota_period or 0)
+    if pool.quota_period:
+        mine |= Q(start__lt=interval[1] + span, end__gt=interval[0] - span)
+    clashing = Q(
+        experiment__in=experiment_ids,
+        status__in=ACTIVE_STATUSES,
+        start__lt=interval[1],
+        end__gt=interval[0],
+    )
+    rows = Booking.objects.filter((Q(user=user.pk, pool=pool.pk) & mine) | clashing).values_list(
+        "user_id", "pool_id", "experiment_id", "start", "end", "status", "cancelled_at"
+    )
+    held = 0
+    counted: list[rules.Interval] = []
+    busy: set[int] = set()
+    ids = set(experiment_ids)
+    for user_id, pool_id, experiment_id, start, end, status, cancelled_at in rows:
+        active = status in ACTIVE_STATUSES
+        if active and experiment_id in ids and start < interval[1] and end > interval[0]:
+            busy.add(experiment_id)
+        if user_id != user.pk or pool_id != pool.pk:
+            continue
+        if active and end > now:
+            held += 1
+        if pool.quota_period and start < interval[1] + span and end > interval[0] - span:
+            part = rules.counted_interval(
+                start=start, end=end, status=status, cancelled_at=cancelled_at
+            )
+            if part is not None:
+                counted.append(part)
+    return held, counted, busy
+
+
+def _create_once(
+    *,
+    user: AbstractBaseUser,
+    pool_slug: str,
+    experiment_slug: str | None,
+    interval: rules.Interval,
+    now: datetime,
+) -> Booking:
+    start, end = interval
+    with transaction.atomic():
+        _lock_user(user)
+        pool, has_windows, candidates = _read_catalogue(user, pool_slug, experiment_slug)
+        policy = pool_policy(pool)
+        rules.check_times(policy, now=now, start=start, end=end)
+        if has_windows:
+            _check_windows(pool, interval)
+        held, counted, busy = _bookings_around(
+            user, pool, [e.pk for e in candidates], now=now, interval=interval
+        )
+        rules.check_max_bookings(policy, held=held)
+        rules.check_quota(policy, existing=counted, new=interval)
+        free = [e for e in candidates if e.pk not in busy]
+        if not free:
+            raise rule_error(
+                "slot_taken", None if experiment_slug else MESSAGES["no_free_experiment"]
+            )
+        booking = Booking(
+            reference=rules.new_reference(),
+            user_id=user.pk,
+            pool=pool,
+            experiment=random.choice(free),  # spread "any" bookings, and races, over the kit
+            start=start,
+            end=end,
+            booked_end=end,
+            status=BookingStatus.BOOKED,
+            created_at=now,
+        )
+        booking.save(force_insert=True)
+        transaction.on_commit(partial(booking_confirmation_enqueue, booking.pk))
+        return booking
 
 
 def booking_create(
@@ -144,42 +255,31 @@ def booking_create(
     end: datetime,
     now: datetime,
 ) -> Booking:
+    """Book, with every rule checked in the transaction that writes the booking.
+
+    The insert needs no savepoint: if the database refuses it (PostgreSQL's exclusion
+    constraint when a racing booking committed first, or a reference already in use) the
+    whole transaction is rolled back and, where another try can succeed, run again.
+    """
     if end <= start:
         raise ApiError("invalid", "The end must be after the start.", 400)
-    interval = (start, end)
-    with transaction.atomic():
-        _lock_user(user)
-        pool = _pool_for(user, pool_slug)
-        candidates = _candidates(user, pool, experiment_slug)
-        policy = pool_policy(pool)
-        rules.check_times(policy, now=now, start=start, end=end)
-        _check_windows(pool, interval)
-        held, counted = _user_intervals(user, pool, now=now, around=interval)
-        rules.check_max_bookings(policy, held=held)
-        rules.check_quota(policy, existing=counted, new=interval)
-
-        busy = _busy_experiments([e.pk for e in candidates], interval)
-        free = [e for e in candidates if e.pk not in busy]
-        if not free:
-            raise rule_error(
-                "slot_taken", None if experiment_slug else MESSAGES["no_free_experiment"]
+    for _ in range(REFERENCE_ATTEMPTS):
+        try:
+            return _create_once(
+                user=user,
+                pool_slug=pool_slug,
+                experiment_slug=experiment_slug,
+                interval=(start, end),
+                now=now,
             )
-        random.shuffle(free)  # spread "any" bookings, and races, across the kit
-        for experiment in free:
-            booking = Booking(
-                user_id=user.pk,
-                pool=pool,
-                experiment=experiment,
-                start=start,
-                end=end,
-                booked_end=end,
-                status=BookingStatus.BOOKED,
-                created_at=now,
-            )
-            if _insert(booking):
-                transaction.on_commit(partial(booking_confirmation_enqueue, booking.pk))
-                return booking
-        raise rule_error("slot_taken")
+        except IntegrityError as error:
+            if _is_overlap_violation(error):
+                if experiment_slug is not None:
+                    raise rule_error("slot_taken") from None
+                continue  # "any": read again and take another free experiment
+            if "reference" not in str(error):
+                raise
+    raise rule_error("slot_taken")
 
 
 def booking_cancel(

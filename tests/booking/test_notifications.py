@@ -304,3 +304,13 @@ def test_without_a_broker_the_confirmation_leaves_the_request_and_still_arrives(
         _time.sleep(0.02)  # polling the outbox, bounded by the deadline
     assert len(mail.outbox) == 1
     assert response.json()["reference"] in mail.outbox[0].body
+
+
+def test_with_a_broker_the_web_process_leaves_confirmations_to_the_worker_sweep(
+    student_client, lab, settings, django_capture_on_commit_callbacks
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    booking = book_via_api(student_client, django_capture_on_commit_callbacks)
+    assert mail.outbox == []
+    assert booking_confirmations_pending(now=NOW + timedelta(seconds=15)) == 1
+    assert booking.reference in mail.outbox[0].body
