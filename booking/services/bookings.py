@@ -1,7 +1,7 @@
 """Creating, cancelling and extending bookings: every rule checked in the writing transaction."""
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -160,6 +160,23 @@ def _is_overlap_violation(error: IntegrityError) -> bool:
     return OVERLAP_CONSTRAINT in str(error)
 
 
+AROUND_SQL = """
+SELECT b.user_id, b.pool_id, b.experiment_id, b.start, b."end", b.status, b.cancelled_at
+FROM booking_booking b
+WHERE (b.user_id = %s AND b.pool_id = %s
+       AND ((b."end" > %s AND b.status IN (%s, %s)) {quota}))
+   OR (b.experiment_id IN ({marks}) AND b.status IN (%s, %s) AND b.start < %s AND b."end" > %s)
+"""
+QUOTA_SQL = 'OR (b.start < %s AND b."end" > %s)'
+
+
+def _db_time(value: object) -> datetime:
+    """A timestamp from a raw row: aware from PostgreSQL, naive UTC (or text) from SQLite."""
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def _bookings_around(
     user: AbstractBaseUser,
     pool: Pool,
@@ -170,24 +187,25 @@ def _bookings_around(
 ) -> tuple[int, list[rules.Interval], set[int]]:
     """One read of the bookings that matter: the user's in the pool (held now, and what
     counts for the quota) and the candidates' that overlap the interval."""
-    mine = Q(end__gt=now, status__in=ACTIVE_STATUSES)
     span = timedelta(seconds=pool.quota_period or 0)
+    adapt = connection.ops.adapt_datetimefield_value
+    quota = QUOTA_SQL if pool.quota_period else ""
+    marks = ", ".join(["%s"] * len(experiment_ids))
+    # Only fixed fragments and placeholders go in; every value is a parameter.
+    sql = AROUND_SQL.format(quota=quota, marks=marks)
+    params: list = [user.pk, pool.pk, adapt(now), *ACTIVE_STATUSES]
     if pool.quota_period:
-        mine |= Q(start__lt=interval[1] + span, end__gt=interval[0] - span)
-    clashing = Q(
-        experiment__in=experiment_ids,
-        status__in=ACTIVE_STATUSES,
-        start__lt=interval[1],
-        end__gt=interval[0],
-    )
-    rows = Booking.objects.filter((Q(user=user.pk, pool=pool.pk) & mine) | clashing).values_list(
-        "user_id", "pool_id", "experiment_id", "start", "end", "status", "cancelled_at"
-    )
+        params += [adapt(interval[1] + span), adapt(interval[0] - span)]
+    params += [*experiment_ids, *ACTIVE_STATUSES, adapt(interval[1]), adapt(interval[0])]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     held = 0
     counted: list[rules.Interval] = []
     busy: set[int] = set()
     ids = set(experiment_ids)
-    for user_id, pool_id, experiment_id, start, end, status, cancelled_at in rows:
+    for user_id, pool_id, experiment_id, raw_start, raw_end, status, raw_cancelled in rows:
+        start, end = _db_time(raw_start), _db_time(raw_end)
         active = status in ACTIVE_STATUSES
         if active and experiment_id in ids and start < interval[1] and end > interval[0]:
             busy.add(experiment_id)
@@ -196,6 +214,7 @@ def _bookings_around(
         if active and end > now:
             held += 1
         if pool.quota_period and start < interval[1] + span and end > interval[0] - span:
+            cancelled_at = _db_time(raw_cancelled) if raw_cancelled is not None else None
             part = rules.counted_interval(
                 start=start, end=end, status=status, cancelled_at=cancelled_at
             )
