@@ -62,10 +62,11 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
-from psycopg.errors import UniqueViolation
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
+
+sys.path.insert(0, str(common.ROOT))
+from booking.sql import AROUND_SQL, CATALOGUE_SQL  # noqa: E402  (plain strings, no Django)
 
 CLIENTS = 32
 EXPERIMENTS = 8
@@ -272,50 +273,11 @@ async def _load(
 
 # --- the database seen directly: resets, double bookings, the raw floor ----------------
 
-# The statements booking_create runs, as Django sends them (Django uses client-side binding).
+# The statements booking_create runs (booking/sql.py holds the hand-written ones, shared with
+# the app so the floor cannot drift from it), as Django sends them (client-side binding).
 SQL_LOCK_USER = "SELECT 1 FROM auth_user WHERE id = %s FOR UPDATE"
-SQL_POOL = (
-    'SELECT "booking_pool"."id", "booking_pool"."slug", "booking_pool"."title", '
-    '"booking_pool"."description", "booking_pool"."ui_set_id", "booking_pool"."min_duration", '
-    '"booking_pool"."max_duration", "booking_pool"."book_ahead", "booking_pool"."start_in_past", '
-    '"booking_pool"."max_bookings", "booking_pool"."quota_period", "booking_pool"."quota_limit", '
-    '"booking_pool"."grace_period", "booking_pool"."extend_step", "booking_pool"."max_extension", '
-    'EXISTS(SELECT %s AS "a" FROM "booking_group" U0 INNER JOIN "booking_group_members" U1 '
-    'ON (U0."id" = U1."group_id") INNER JOIN "booking_group_pools" U3 ON (U0."id" = U3."group_id") '
-    'WHERE (U1."user_id" = %s AND U3."pool_id" = ("booking_pool"."id")) LIMIT 1) AS "is_member" '
-    'FROM "booking_pool" WHERE "booking_pool"."slug" = %s '
-    'ORDER BY "booking_pool"."slug" ASC LIMIT 1'
-)
-SQL_EXPERIMENT = (
-    'SELECT "booking_experiment"."id", "booking_experiment"."slug", "booking_experiment"."title", '
-    '"booking_experiment"."description", "booking_experiment"."topic_stub", '
-    '"booking_experiment"."public", "booking_experiment"."available", '
-    '"booking_experiment"."unavailable_reason", EXISTS(SELECT %s AS "a" FROM '
-    '"booking_experiment_maintainers" U0 WHERE (U0."experiment_id" = ("booking_experiment"."id") '
-    'AND U0."user_id" = %s) LIMIT 1) AS "is_maintainer" FROM "booking_experiment" INNER JOIN '
-    '"booking_pool_experiments" ON ("booking_experiment"."id" = '
-    '"booking_pool_experiments"."experiment_id") WHERE ("booking_pool_experiments"."pool_id" = %s '
-    'AND "booking_experiment"."slug" = %s) ORDER BY "booking_experiment"."slug" ASC LIMIT 1'
-)
-SQL_WINDOWS = (
-    'SELECT "booking_window"."kind" AS "kind", "booking_window"."start" AS "start", '
-    '"booking_window"."end" AS "end" FROM "booking_window" INNER JOIN "booking_pool" ON '
-    '("booking_window"."pool_id" = "booking_pool"."id") WHERE "booking_window"."pool_id" = %s '
-    'ORDER BY "booking_pool"."slug" ASC, 1 ASC, 2 ASC'
-)
-SQL_USER_BOOKINGS = (
-    'SELECT "booking_booking"."start" AS "start", "booking_booking"."end" AS "end", '
-    '"booking_booking"."status" AS "status", "booking_booking"."cancelled_at" AS "cancelled_at" '
-    'FROM "booking_booking" WHERE ("booking_booking"."end" > %s AND "booking_booking"."status" '
-    'IN (%s, %s) AND "booking_booking"."pool_id" = %s AND "booking_booking"."user_id" = %s AND '
-    'NOT ("booking_booking"."id" IS NULL)) ORDER BY 1 ASC'
-)
-SQL_BUSY = (
-    'SELECT "booking_booking"."experiment_id" AS "experiment_id" FROM "booking_booking" WHERE '
-    '("booking_booking"."end" > %s AND "booking_booking"."experiment_id" IN (%s) AND '
-    '"booking_booking"."start" < %s AND "booking_booking"."status" IN (%s, %s)) '
-    'ORDER BY "booking_booking"."start" ASC'
-)
+SQL_CATALOGUE = CATALOGUE_SQL.format(only="WHERE e.slug = %s")
+SQL_AROUND = AROUND_SQL.format(quota="", marks="%s")
 SQL_INSERT = (
     'INSERT INTO "booking_booking" ("id", "reference", "user_id", "pool_id", "experiment_id", '
     '"start", "end", "booked_end", "status", "created_at", "started_at", "cancelled_at", '
@@ -398,11 +360,11 @@ class Database:
             run(SQL_LOCK_USER, (user,))  # the first statement opens the transaction
         else:
             run("BEGIN IMMEDIATE")
-        run(sql(SQL_POOL), (1, user, pool["slug"])).fetchall()
-        run(sql(SQL_EXPERIMENT), (1, user, pool["id"], experiment["slug"])).fetchall()
-        run(sql(SQL_WINDOWS), (pool["id"],)).fetchall()
-        run(sql(SQL_USER_BOOKINGS), (now, *ACTIVE, pool["id"], user)).fetchall()
-        busy = run(sql(SQL_BUSY), (start, experiment["id"], end, *ACTIVE)).fetchall()
+        run(sql(SQL_CATALOGUE), (user, user, experiment["slug"], pool["slug"])).fetchall()
+        rows = run(
+            sql(SQL_AROUND), (user, pool["id"], now, *ACTIVE, experiment["id"], *ACTIVE, end, start)
+        ).fetchall()
+        busy = [row for row in rows if row[2] == experiment["id"]]
         if not busy:
             self._insert(conn, (user, pool["id"], experiment["id"], start, end, end, "booked", now))
         if self.backend == "postgres":
@@ -412,22 +374,12 @@ class Database:
         return not busy
 
     def _insert(self, conn: object, values: tuple) -> None:
-        """The insert under a savepoint, with a new reference when one is taken (as _insert)."""
-        conn.execute('SAVEPOINT "raw"')
-        for _ in range(REFERENCE_ATTEMPTS):
-            booking_id = uuid.uuid4()
-            reference = "".join(random.choices(REFERENCE_ALPHABET, k=6))
-            key = booking_id if self.backend == "postgres" else booking_id.hex
-            try:
-                conn.execute(self.sql(SQL_INSERT), (key, reference, *values, None, None, None, ""))
-            except (sqlite3.IntegrityError, UniqueViolation) as error:
-                if "reference" not in str(error):
-                    raise
-                conn.execute('ROLLBACK TO SAVEPOINT "raw"')
-                continue
-            conn.execute('RELEASE SAVEPOINT "raw"')
-            return
-        raise RuntimeError("raw floor: no free reference")
+        """The insert, as booking_create sends it: no savepoint (a reference already taken,
+        about one in a million per booking here, would fail the attempt)."""
+        booking_id = uuid.uuid4()
+        reference = "".join(random.choices(REFERENCE_ALPHABET, k=6))
+        key = booking_id if self.backend == "postgres" else booking_id.hex
+        conn.execute(self.sql(SQL_INSERT), (key, reference, *values, None, None, None, ""))
 
 
 def raw_floor(db: Database, lab: dict, count: int, seconds: float) -> dict:

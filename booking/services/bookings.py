@@ -15,6 +15,7 @@ from booking.models import Booking, BookingStatus, Experiment, Pool, Window, Win
 from booking.models.bookings import ACTIVE_STATUSES
 from booking.notifications import booking_confirmation_enqueue
 from booking.policy import pool_policy
+from booking.sql import AROUND_SQL, CATALOGUE_SQL, QUOTA_SQL
 
 OVERLAP_CONSTRAINT = "booking_no_overlap"
 REFERENCE_ATTEMPTS = 8
@@ -30,27 +31,6 @@ def _lock_user(user: AbstractBaseUser) -> None:
             cursor.execute("SELECT 1 FROM auth_user WHERE id = %s FOR UPDATE", [user.pk])
 
 
-# One round trip for everything booking_create needs from the catalogue: the pool and its
-# policy, membership, whether it has windows, and the candidate experiments with the user's
-# maintainer flag. Written by hand because it is the hottest read of the platform.
-CATALOGUE_SQL = """
-SELECT p.id, p.slug, p.title, p.min_duration, p.max_duration, p.book_ahead, p.start_in_past,
-       p.max_bookings, p.grace_period, p.extend_step, p.max_extension, p.quota_period,
-       p.quota_limit,
-       EXISTS (SELECT 1 FROM booking_group_pools gp
-               JOIN booking_group_members gm ON gm.group_id = gp.group_id
-               WHERE gp.pool_id = p.id AND gm.user_id = %s),
-       EXISTS (SELECT 1 FROM booking_window w WHERE w.pool_id = p.id),
-       x.id, x.slug, x.title, x.public, x.available,
-       EXISTS (SELECT 1 FROM booking_experiment_maintainers m
-               WHERE m.experiment_id = x.id AND m.user_id = %s)
-FROM booking_pool p
-LEFT JOIN (SELECT pe.pool_id, e.id, e.slug, e.title, e.public, e.available
-           FROM booking_pool_experiments pe
-           JOIN booking_experiment e ON e.id = pe.experiment_id {only}) x ON x.pool_id = p.id
-WHERE p.slug = %s
-ORDER BY x.slug
-"""
 POOL_COLUMNS = (
     "id",
     "slug",
@@ -158,16 +138,6 @@ def _busy_experiments(
 
 def _is_overlap_violation(error: IntegrityError) -> bool:
     return OVERLAP_CONSTRAINT in str(error)
-
-
-AROUND_SQL = """
-SELECT b.user_id, b.pool_id, b.experiment_id, b.start, b."end", b.status, b.cancelled_at
-FROM booking_booking b
-WHERE (b.user_id = %s AND b.pool_id = %s
-       AND ((b."end" > %s AND b.status IN (%s, %s)) {quota}))
-   OR (b.experiment_id IN ({marks}) AND b.status IN (%s, %s) AND b.start < %s AND b."end" > %s)
-"""
-QUOTA_SQL = 'OR (b.start < %s AND b."end" > %s)'
 
 
 def _db_time(value: object) -> datetime:

@@ -1,0 +1,32 @@
+"""The hand-written statements of the booking hot path (no Django imports, so the
+benchmark's raw-SQL floor runs exactly these)."""
+
+# One round trip for everything booking_create needs from the catalogue: the pool and its
+# policy, membership, whether it has windows, and the candidate experiments with the user's
+# maintainer flag. Written by hand because it is the hottest read of the platform.
+CATALOGUE_SQL = """
+SELECT p.id, p.slug, p.title, p.min_duration, p.max_duration, p.book_ahead, p.start_in_past,
+       p.max_bookings, p.grace_period, p.extend_step, p.max_extension, p.quota_period,
+       p.quota_limit,
+       EXISTS (SELECT 1 FROM booking_group_pools gp
+               JOIN booking_group_members gm ON gm.group_id = gp.group_id
+               WHERE gp.pool_id = p.id AND gm.user_id = %s),
+       EXISTS (SELECT 1 FROM booking_window w WHERE w.pool_id = p.id),
+       x.id, x.slug, x.title, x.public, x.available,
+       EXISTS (SELECT 1 FROM booking_experiment_maintainers m
+               WHERE m.experiment_id = x.id AND m.user_id = %s)
+FROM booking_pool p
+LEFT JOIN (SELECT pe.pool_id, e.id, e.slug, e.title, e.public, e.available
+           FROM booking_pool_experiments pe
+           JOIN booking_experiment e ON e.id = pe.experiment_id {only}) x ON x.pool_id = p.id
+WHERE p.slug = %s
+ORDER BY x.slug
+"""
+AROUND_SQL = """
+SELECT b.user_id, b.pool_id, b.experiment_id, b.start, b."end", b.status, b.cancelled_at
+FROM booking_booking b
+WHERE (b.user_id = %s AND b.pool_id = %s
+       AND ((b."end" > %s AND b.status IN (%s, %s)) {quota}))
+   OR (b.experiment_id IN ({marks}) AND b.status IN (%s, %s) AND b.start < %s AND b."end" > %s)
+"""
+QUOTA_SQL = 'OR (b.start < %s AND b."end" > %s)'
