@@ -8,6 +8,9 @@ from relay_control.views import revocation_feed
 from sessions_app.views import jwks_view
 from workflows import apis as workflow_apis
 
+admin.site.site_header = "Remote lab administration"
+admin.site.site_title = "Remote lab admin"
+
 api_v1 = [
     path("pools/", booking_apis.PoolListApi.as_view()),
     path("pools/<slug:slug>/availability/", booking_apis.AvailabilityApi.as_view()),
