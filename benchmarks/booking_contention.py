@@ -364,7 +364,8 @@ class Database:
         rows = run(
             sql(SQL_AROUND), (user, pool["id"], now, *ACTIVE, experiment["id"], *ACTIVE, end, start)
         ).fetchall()
-        busy = [row for row in rows if row[2] == experiment["id"]]
+        # rows: the user's current bookings in the pool, and the experiment's overlapping ones
+        busy = [r for r in rows if r[2] == experiment["id"] and r[3] < end and r[4] > start]
         if not busy:
             self._insert(conn, (user, pool["id"], experiment["id"], start, end, end, "booked", now))
         if self.backend == "postgres":
