@@ -132,7 +132,7 @@ class DurationField(forms.CharField):
         value = (super().to_python(value) or "").strip()
         if not value:
             return None
-        if value.isdigit():
+        if value.isascii() and value.isdecimal():
             return int(value)
         try:
             return parse_duration(value)

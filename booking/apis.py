@@ -159,7 +159,7 @@ class AvailabilityApi(APIView):
 class BookingListCreateApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("include", str, enum=["past"])],
-        responses={200: BookingOut(many=True), 401: ErrorOut},
+        responses={200: BookingOut(many=True), 400: ErrorOut, 401: ErrorOut},
     )
     def get(self, request: Request) -> Response:
         include = request.query_params.get("include")

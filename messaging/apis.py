@@ -1,5 +1,6 @@
 """Replaying a session's events, and answering its survey (both by session code)."""
 
+import json
 from datetime import timedelta
 
 from django.conf import settings
@@ -43,7 +44,7 @@ class SessionEventsApi(APIView):
     )
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("after", "0")
-        if not raw.isdigit() or len(raw) > 9:
+        if not (raw.isascii() and raw.isdecimal()) or len(raw) > 9:
             raise ApiError("invalid", "after must be a whole number (a seq).", 400)
         session = request.auth
         _readable(session)
@@ -66,6 +67,17 @@ class SessionEventsApi(APIView):
         return Response({"events": rows})
 
 
+def _unstorable(value: object) -> bool:
+    """NUL and lone surrogates: PostgreSQL's jsonb holds neither."""
+    if isinstance(value, str):
+        return "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(v) for v in value)
+    return False
+
+
 class SurveyIn(serializers.Serializer):
     answers = serializers.DictField()
 
@@ -81,7 +93,14 @@ class SessionSurveyApi(APIView):
         data = SurveyIn(data=request.data)
         data.is_valid(raise_exception=True)
         answers = data.validated_data["answers"]
-        if len(str(answers)) > 10_000:
+        try:
+            # Strict JSON: no NaN or Infinity (1e400 parses as inf), which no database stores.
+            text = json.dumps(answers, allow_nan=False)
+        except ValueError:
+            raise ApiError("invalid", "The answers must be plain JSON values.", 400) from None
+        if _unstorable(answers):
+            raise ApiError("invalid", "The answers hold characters that cannot be stored.", 400)
+        if len(text) > 10_000:
             raise ApiError("invalid", "The answers are too long.", 400)
         session = request.auth
         _readable(session)

@@ -41,7 +41,7 @@ def revocation_feed(request: HttpRequest) -> HttpResponse:
     raw = request.GET.get("since")
     since: int | None = None
     if raw is not None:
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdecimal()) or len(raw) > 18:
             return _error(400, "invalid", "since must be a whole number from the feed's cursor.")
         since = int(raw)
     cursor = feed_cursor()

@@ -83,6 +83,9 @@ def database_from_url(url: str, *, pool_max: int) -> dict:
             "HOST": host,
             "PORT": str(parts.port or ""),
             "CONN_MAX_AGE": 0,
+            # The pool checks a connection before lending it: after a database restart a
+            # dead one is replaced instead of failing the request.
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": options,
         }
     raise ImproperlyConfigured(
