@@ -96,9 +96,10 @@ class SessionSurveyApi(APIView):
         try:
             # Strict JSON: no NaN or Infinity (1e400 parses as inf), which no database stores.
             text = json.dumps(answers, allow_nan=False)
-        except ValueError:
+            unstorable = _unstorable(answers)
+        except (ValueError, RecursionError):
             raise ApiError("invalid", "The answers must be plain JSON values.", 400) from None
-        if _unstorable(answers):
+        if unstorable:
             raise ApiError("invalid", "The answers hold characters that cannot be stored.", 400)
         if len(text) > 10_000:
             raise ApiError("invalid", "The answers are too long.", 400)

@@ -24,7 +24,9 @@ def _minutes(request: Request) -> int | None:
 
 
 class BookingCancelApi(APIView):
-    @extend_schema(request=None, responses={200: BookingOut, 401: ErrorOut, 404: ErrorOut})
+    @extend_schema(
+        request=None, responses={200: BookingOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+    )
     def post(self, request: Request, booking_id: object) -> Response:
         booking = own_booking(request, booking_id)
         booking = actions.booking_cancel_action(
@@ -46,7 +48,8 @@ class BookingExtendApi(APIView):
 
 class BookingSessionApi(APIView):
     @extend_schema(
-        request=None, responses={201: SessionOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+        request=None,
+        responses={201: SessionOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
     )
     def post(self, request: Request, booking_id: object) -> Response:
         booking = own_booking(request, booking_id)

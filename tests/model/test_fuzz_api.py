@@ -1,15 +1,16 @@
 """Fuzzing every operation of the OpenAPI document (/api/v1/schema/) with schemathesis.
 
-Requests go to the WSGI application (config.wsgi.application) in-process, as a student's
-browser sends them (session cookie and CSRF header), with a live session's code as bearer
-for /session/ endpoints and a relay API token for the feed. Cases come from the schema
-(valid ones and, for robustness, invalid ones); some of their values are swapped for real
-ones (the pool, its experiments, the student's own bookings, times around now) so that the
-fuzz reaches past "not found". Each case runs in a savepoint that is rolled back, so every
-case sees the same lab.
+Requests go to the WSGI application (config.wsgi.application) in-process. Callers are
+mostly the valid ones (a student's browser: session cookie and CSRF header; a live
+session's code as bearer for /session/ endpoints; a relay API token for the feed), now and
+then an outsider, nobody, a cancelled session or a wrong token. Cases come from the schema,
+valid ones and (for robustness) invalid ones, and most of their values are swapped for real
+ones (the pool, its experiments, the student's own and others' bookings, times around now)
+so that the fuzz gets past "not found". Each case runs in a savepoint that is rolled back,
+so every case meets the same lab.
 
-Checks: no 5xx; every status is documented for its operation; the content type and the body
-match the schema of that status.
+Checks: no 5xx; every status is documented for its operation; the content type and the
+body match the schema of that status.
 
 PROOF_FUZZ_EXAMPLES raises the number of cases per operation (benchmarks/proof.py does).
 """
@@ -24,7 +25,7 @@ from datetime import timedelta
 import pytest
 import schemathesis
 from django.core import signals
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, transaction
 from django.test import Client
 from django.utils import timezone
 from django.utils.crypto import get_random_string
@@ -96,7 +97,8 @@ def in_process_app():
 
 @dataclass
 class Credentials:
-    browsers: list[tuple[dict, dict]]  # (cookies, headers): the student, an outsider, nobody
+    # (cookies, headers): the student, an outsider, nobody, the student without CSRF header
+    browsers: list[tuple[dict, dict]]
     sessions: list[dict]  # bearer headers: a live session, a cancelled one, a wrong code
     relays: list[dict]  # bearer headers: a relay API token, a wrong one
     known: dict[str, list]  # real values to swap in
@@ -140,6 +142,7 @@ def credentials(lab) -> Credentials:
             student,
             logged_in(lab.outsider),
             ({"csrftoken": anonymous_csrf}, {"X-CSRFToken": anonymous_csrf}),
+            (student[0], {}),  # a page that lost its CSRF header
         ],
         sessions=[
             bearer(live.code),
@@ -251,7 +254,6 @@ def test_the_api_answers_as_its_document_says(api_schema, credentials, method, p
 
 # --- what the fuzz and its review found (fixed; kept as regression tests) -----------
 
-ON_POSTGRES = connection.vendor == "postgresql"
 FEED = "/api/v1/relay/revocations/"
 
 
@@ -315,6 +317,20 @@ def test_survey_answers_the_database_cannot_store_are_no_server_error(lab, answe
     assert response.status_code in (201, 400), response.content
 
 
+def test_survey_answers_nested_hundreds_deep_are_no_server_error(lab):
+    now = timezone.now()
+    booking = make_booking(lab.student, lab.pool, lab.pend00, now - timedelta(minutes=1))
+    code = session_start_action(booking=booking, by=lab.student, now=now).code
+    nested = "[" * 600 + "]" * 600  # the decoder takes it; two frames a level do not
+    response = no_raise(Client()).post(
+        "/api/v1/session/survey/",
+        f'{{"answers": {{"q1": {nested}}}}}',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {code}"},
+    )
+    assert response.status_code in (201, 400), response.content
+
+
 def test_the_admin_duration_field_refuses_superscript_digits():
     from django.core.exceptions import ValidationError
 
@@ -331,3 +347,22 @@ def test_the_document_lists_the_bookings_list_refusing_a_bad_include(student_cli
     response = student_client.get("/api/v1/bookings/", {"include": "future"})
     assert response.status_code == 400
     assert "400" in document["paths"]["/api/v1/bookings/"]["get"]["responses"]
+
+
+def test_the_document_lists_the_csrf_refusal_of_every_browser_post(lab):
+    booking = make_booking(lab.student, lab.pool, lab.pend00, timezone.now())
+    document = json.loads(
+        Client().get(SCHEMA_PATH, HTTP_ACCEPT="application/vnd.oai.openapi+json").content
+    )
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(lab.student)
+    missing = []
+    for path, operations in document["paths"].items():
+        post = operations.get("post")
+        if not post or {"cookieAuth": []} not in post.get("security", []):
+            continue
+        response = browser.post(path.replace("{booking_id}", str(booking.id)), {})
+        assert response.status_code == 403, (path, response.status_code)
+        if "403" not in post["responses"]:
+            missing.append(path)
+    assert not missing, missing
