@@ -42,48 +42,40 @@ def _allocate(model, key: str, ids: list) -> dict:
     return {getattr(counter, f"{key}_id"): counter.last_seq for counter in counters}
 
 
-def record_session_events(
-    *, session_ids: list, type: str, payload: dict, now: datetime
-) -> list[SessionEvent]:
-    if not session_ids:
+def _record(counter, event, key: str, group, ids: list, type: str, payload: dict, now: datetime):
+    """Events for each id (a session's or a user's), each with the id's next seq; delivered
+    live once the transaction commits."""
+    if not ids:
         return []
-    seqs = _allocate(SessionChannel, "session", list(session_ids))
-    rows = SessionEvent.objects.bulk_create(
+    seqs = _allocate(counter, key, list(ids))
+    rows = event.objects.bulk_create(
         [
-            SessionEvent(
-                session_id=sid,
+            event(
+                **{f"{key}_id": owner},
                 seq=seq,
                 type=type,
                 payload={"type": type, "seq": seq, **payload},
                 created_at=now,
             )
-            for sid, seq in seqs.items()
+            for owner, seq in seqs.items()
         ]
     )
-    _deliver_after_commit([(session_group(row.session_id), row.payload) for row in rows])
+    _deliver_after_commit([(group(getattr(row, f"{key}_id")), row.payload) for row in rows])
     return rows
+
+
+def record_session_events(
+    *, session_ids: list, type: str, payload: dict, now: datetime
+) -> list[SessionEvent]:
+    return _record(
+        SessionChannel, SessionEvent, "session", session_group, session_ids, type, payload, now
+    )
 
 
 def record_user_events(
     *, user_ids: list, type: str, payload: dict, now: datetime
 ) -> list[UserEvent]:
-    if not user_ids:
-        return []
-    seqs = _allocate(UserChannel, "user", list(user_ids))
-    rows = UserEvent.objects.bulk_create(
-        [
-            UserEvent(
-                user_id=uid,
-                seq=seq,
-                type=type,
-                payload={"type": type, "seq": seq, **payload},
-                created_at=now,
-            )
-            for uid, seq in seqs.items()
-        ]
-    )
-    _deliver_after_commit([(user_group(row.user_id), row.payload) for row in rows])
-    return rows
+    return _record(UserChannel, UserEvent, "user", user_group, user_ids, type, payload, now)
 
 
 def _deliver_after_commit(items: list[tuple[str, dict]]) -> None:
