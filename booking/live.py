@@ -13,7 +13,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 log = logging.getLogger(__name__)
-SEND_BATCH = 200
+# Sends in flight at once; below redis-py's pool of 100 connections, or sends fail.
+SEND_BATCH = 50
 SEND_TIMEOUT = 5.0
 _loop: asyncio.AbstractEventLoop | None = None
 

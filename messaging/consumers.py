@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from booking.live import remember_loop
 from booking.origins import origin_is_allowed
-from messaging import events
+from messaging import events, hub
 from messaging.models import SessionChannel, UserChannel
 from messaging.services import session_group, user_group
 from sessions_app.models import Session
@@ -103,6 +103,7 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         self._timer.cancel()
         self.session_id = session.pk
         await self.channel_layer.group_add(session_group(session.pk), self.channel_name)
+        await hub.join(session.pk, self)
         await self.send_json({"type": "ready", "seq": last_seq})
 
     async def platform_event(self, message: dict) -> None:
@@ -117,6 +118,7 @@ class SessionConsumer(AsyncJsonWebsocketConsumer):
         with contextlib.suppress(AttributeError):
             self._timer.cancel()
         if self.session_id is not None:
+            hub.leave(self.session_id, self)
             await self.channel_layer.group_discard(
                 session_group(self.session_id), self.channel_name
             )

@@ -10,13 +10,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from booking.audit import audit_record
 from booking.live import group_send_many
 from booking.models import Booking, BookingStatus
 from booking.serializers import iso
-from messaging import events
+from messaging import events, hub
 from messaging.models import Message, SessionChannel, SessionEvent, UserChannel, UserEvent
 from sessions_app.models import Session
 
@@ -35,11 +35,11 @@ def user_group(user_id: int) -> str:
 def _allocate(model, key: str, ids: list) -> dict:
     """Next seq for each id; locks the counters until the transaction ends."""
     model.objects.bulk_create([model(**{f"{key}_id": i}) for i in ids], ignore_conflicts=True)
-    counters = list(model.objects.select_for_update().filter(**{f"{key}_id__in": ids}))
-    for counter in counters:
-        counter.last_seq += 1
-    model.objects.bulk_update(counters, ["last_seq"])
-    return {getattr(counter, f"{key}_id"): counter.last_seq for counter in counters}
+    counters = model.objects.filter(**{f"{key}_id__in": ids})
+    # Locked in one order, so two fan-outs over the same sessions cannot deadlock.
+    list(counters.select_for_update().order_by("pk").values_list("pk", flat=True))
+    counters.update(last_seq=F("last_seq") + 1)
+    return dict(counters.values_list(f"{key}_id", "last_seq"))
 
 
 def _record(counter, event, key: str, group, ids: list, type: str, payload: dict, now: datetime):
@@ -60,8 +60,18 @@ def _record(counter, event, key: str, group, ids: list, type: str, payload: dict
             for owner, seq in seqs.items()
         ]
     )
-    _deliver_after_commit([(group(getattr(row, f"{key}_id")), row.payload) for row in rows])
+    if key == "session" and len(rows) >= hub.MIN_SESSIONS:
+        seqs = {str(row.session_id): row.seq for row in rows}
+        _deliver_after_commit(list(hub.messages(rows[0].payload, seqs)))
+    else:
+        _deliver_after_commit(
+            [(group(getattr(row, f"{key}_id")), _event(row.payload)) for row in rows]
+        )
     return rows
+
+
+def _event(event: dict) -> dict:
+    return {"type": "platform.event", "event": event}
 
 
 def record_session_events(
@@ -79,6 +89,7 @@ def record_user_events(
 
 
 def _deliver_after_commit(items: list[tuple[str, dict]]) -> None:
+    """(group, channel-layer message) pairs, sent once the transaction commits."""
     if items:
         transaction.on_commit(lambda: _executor.submit(deliver_now, items))
 
@@ -86,9 +97,7 @@ def _deliver_after_commit(items: list[tuple[str, dict]]) -> None:
 def deliver_now(items: list[tuple[str, dict]]) -> None:
     """Send to the channel layer; failures are logged, clients replay from the database."""
     try:
-        group_send_many(
-            (group, {"type": "platform.event", "event": event}) for group, event in items
-        )
+        group_send_many(items)
     finally:
         close_old_connections()
 

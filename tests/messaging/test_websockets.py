@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from booking.models import UI, UISet
 from config.asgi import application
-from messaging import consumers
+from messaging import consumers, services
 from messaging.models import Message, SessionEvent, SurveyResponse
 from messaging.services import message_send, session_timers_sweep
 from tests.conftest import client_for
@@ -288,3 +288,52 @@ def test_broadcasts_reach_the_sessions_in_scope_and_are_kept(lab):
     assert texts(b["code"]) == ["Pool notice", "pend01", "All"]
     assert Message.objects.count() == 3
     assert SessionEvent.objects.filter(type="message").count() == 5
+
+
+def test_a_fan_out_through_the_process_hub_carries_each_sessions_seq(lab, monkeypatch):
+    """Many recipients: one hub message per chunk; each socket gets its own session's seq,
+    and a socket outside the recipients hears nothing."""
+    from messaging import hub
+
+    monkeypatch.setattr(hub, "MIN_SESSIONS", 1)
+    monkeypatch.setattr(hub, "CHUNK", 1)  # two sessions, two chunks
+    a = start_session(lab)
+    b = start_session(lab, lab.student2, experiment="pend01")
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(
+        "messaging.services.group_send_many",
+        lambda items, send=services.group_send_many: (
+            sent.extend(items := list(items)) or send(items)
+        ),
+    )
+
+    async def scenario():
+        ws_a = await open_session_socket(a["code"])
+        ws_b = await open_session_socket(b["code"])
+        assert (await ws_a.receive_json_from(timeout=5))["seq"] == 0
+        assert (await ws_b.receive_json_from(timeout=5))["seq"] == 0
+        await sync_to_async(bearer)("post", "/api/v1/session/extend/", b["code"])
+        assert (await ws_b.receive_json_from(timeout=5))["seq"] == 1
+        await sync_to_async(message_send)(
+            target="experiment", experiment=lab.pend01, text="Only pend01", now=timezone.now()
+        )
+        await sync_to_async(message_send)(
+            target="pool", pool=lab.pool, text="Everyone", now=timezone.now()
+        )
+        first_b = await ws_b.receive_json_from(timeout=5)
+        second_b = await ws_b.receive_json_from(timeout=5)
+        only_a = await ws_a.receive_json_from(timeout=5)
+        assert (first_b["text"], first_b["seq"]) == ("Only pend01", 2)
+        assert (second_b["text"], second_b["seq"]) == ("Everyone", 3)
+        assert (only_a["type"], only_a["text"], only_a["seq"]) == ("message", "Everyone", 1)
+        assert set(only_a) == {"type", "seq", "id", "level", "text", "from"}
+        assert await ws_a.receive_nothing(timeout=0.2)
+        await ws_a.disconnect()
+        await ws_b.disconnect()
+
+    asyncio.run(scenario())
+    hub_messages = [m for group, m in sent if group == hub.GROUP]
+    # the extension, the message to pend01, and the pool message in two chunks
+    assert [len(m["seqs"]) for m in hub_messages] == [1, 1, 1, 1]
+    replay = bearer("get", "/api/v1/session/events/", a["code"]).json()["events"]
+    assert [(e["seq"], e.get("text")) for e in replay] == [(1, "Everyone")]
