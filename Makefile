@@ -25,12 +25,8 @@ lint: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: bootstrap
-	@for script in benchmarks/*.py; do \
-		[ -e "$$script" ] || continue; \
-		echo "== $$script"; \
-		$(PY) "$$script" || exit 1; \
-	done
+bench:
+	scripts/bench
 
 services:
 	python3 scripts/services.py env

@@ -499,8 +499,16 @@ def table(rows: Sequence[dict], columns: Sequence[Column]) -> str:
     return "\n".join([line(headers), rule, *(line(c) for c in cells)])
 
 
+def save(results: object) -> None:
+    """With BENCH_JSON set (scripts/bench sets it), also write the results there as JSON."""
+    path = os.environ.get("BENCH_JSON")
+    if path:
+        Path(path).write_text(json.dumps(results, indent=2, default=str))
+
+
 def emit(results: dict, *, as_json: bool, text: Callable[[dict], str]) -> None:
     """Print the results as JSON or as the script's text report."""
+    save(results)
     if as_json:
         print(json.dumps(results, indent=2, default=str))
     else:

@@ -54,6 +54,9 @@ from pathlib import Path
 
 import aiohttp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0
@@ -576,6 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for backend in backends
     ]
+    common.save(results)
     if args.json:
         print(json.dumps(results, indent=2, default=str))
     else:

@@ -39,6 +39,9 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 TEST_FILES = {
@@ -48,7 +51,9 @@ TEST_FILES = {
 }
 PARTS = (*TEST_FILES, "history")
 # Settings the developer's shell may hold: each run chooses its own.
-FOREIGN = re.compile(r"^(DJANGO_|DATABASE_URL$|REDIS_URL$|CELERY_|TEST_POSTGRES_URL$|PROOF_)")
+FOREIGN = re.compile(
+    r"^(DJANGO_|DATABASE_URL$|REDIS_URL$|CELERY_|TEST_POSTGRES_URL$|PROOF_|BENCH_JSON$)"
+)
 
 
 def say(message: str) -> None:
@@ -319,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             say(f"logs kept in {workdir}")
+    common.save({"rows": rows, "seconds": time.monotonic() - began})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

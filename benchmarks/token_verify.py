@@ -17,6 +17,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
+
 DB = Path(tempfile.mkdtemp()) / "tokens.sqlite3"
 os.environ.update(
     {
@@ -91,6 +95,7 @@ def main() -> None:
             args.seconds,
         )
         results[algorithm] = {"verify_per_s": round(full), "signature_only_per_s": round(bare)}
+    common.save(results)
     if args.json:
         print(json.dumps(results))
         return

@@ -195,6 +195,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "relay_control.schema.add_feed",
+        "booking.schema.add_unavailable",
     ],
 }
 

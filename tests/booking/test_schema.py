@@ -26,6 +26,7 @@ DOCUMENTED = {
     "/api/v1/session/extend/": {"post"},
     "/api/v1/session/subset/": {"post"},
     "/api/v1/session/events/": {"get"},
+    "/api/v1/session/survey/": {"post"},
     "/api/v1/relay/revocations/": {"get"},
 }
 
@@ -107,3 +108,30 @@ def test_the_check_catches_a_response_the_schema_does_not_describe(schema, stude
     response._container = [json.dumps({"id": 5}).encode()]
     with pytest.raises(jsonschema.ValidationError):
         check(schema, "/api/v1/bookings/", "post", response)
+
+
+def test_every_operation_documents_its_503(schema, student_client, monkeypatch, frozen):
+    operations = [
+        (path, method, operation)
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+        if method in {"get", "post"}
+    ]
+    assert len(operations) == sum(len(m) for m in DOCUMENTED.values())
+    for path, method, operation in operations:
+        documented = operation["responses"]["503"]
+        assert "server_busy" in documented["description"], (path, method)
+        assert "Retry-After" in documented["headers"]
+    signing = {"/api/v1/bookings/{booking_id}/session/", "/api/v1/session/"}
+    for path in signing:
+        method = "post" if "bookings" in path else "get"
+        assert (
+            "relay_unavailable" in schema["paths"][path][method]["responses"]["503"]["description"]
+        )
+    # a real one: the relay's secret is missing when the session starts
+    monkeypatch.delenv("RELAY_TEST_SECRET")
+    booking = book(student_client, start=0, end=10).json()
+    frozen.move_to(NOW + timedelta(minutes=1))
+    response = student_client.post(f"/api/v1/bookings/{booking['id']}/session/")
+    assert response.status_code == 503
+    check(schema, "/api/v1/bookings/{booking_id}/session/", "post", response)
