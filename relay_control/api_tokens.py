@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Expression
+
 from booking.audit import audit_record
 from booking.models import Relay
 from relay_control.models import RelayApiToken
@@ -50,21 +52,24 @@ def relay_token_revoke(*, row: RelayApiToken, now: datetime, by: object = None) 
 class RelayIdentity:
     token_id: int
     relay_id: int
+    extra: tuple = ()  # the values of relay_for_token's `extra` expressions, in order
 
 
-def relay_for_token(token: str, *, now: datetime) -> RelayIdentity | None:
+def relay_for_token(
+    token: str, *, now: datetime, extra: dict[str, Expression] | None = None
+) -> RelayIdentity | None:
     """The relay a token belongs to, or None; records when it was last used (coarsely,
-    so a poll every few seconds is not a write every few seconds)."""
+    so a poll every few seconds is not a write every few seconds). `extra` expressions
+    are read in the same statement (the feed reads its cursor so: one query per poll)."""
     if not isinstance(token, str) or len(token) != TOKEN_LENGTH or not token.startswith(PREFIX):
         return None
-    row = (
-        RelayApiToken.objects.filter(token_hash=token_hash(token), revoked_at__isnull=True)
-        .values_list("id", "relay_id", "last_used_at")
-        .first()
-    )
+    rows = RelayApiToken.objects.filter(token_hash=token_hash(token), revoked_at__isnull=True)
+    if extra:
+        rows = rows.annotate(**extra)
+    row = rows.values_list("id", "relay_id", "last_used_at", *(extra or {})).first()
     if row is None:
         return None
-    token_id, relay_id, last_used = row
+    token_id, relay_id, last_used, *values = row
     if last_used is None or now - last_used > LAST_USED_RESOLUTION:
         RelayApiToken.objects.filter(pk=token_id).update(last_used_at=now)
-    return RelayIdentity(token_id, relay_id)
+    return RelayIdentity(token_id, relay_id, tuple(values))

@@ -7,7 +7,7 @@ three times the whole query (docs/benchmarks.md).
 
 from dataclasses import dataclass
 
-from django.db.models import BigIntegerField, CharField, Func, Value
+from django.db.models import BigIntegerField, CharField, Func, Subquery, Value
 from django.db.models.functions import Cast
 
 from relay_control.models import RevocationCounter, RevocationDelivery
@@ -49,6 +49,19 @@ class Cursor:
 def feed_cursor() -> Cursor:
     row = RevocationCounter.objects.filter(pk=1).values_list("value", "purged_through").first()
     return Cursor(*row) if row else Cursor(0, 0)
+
+
+# The cursor as expressions, for reading it in the statement that checks the relay's token.
+CURSOR_EXPRESSIONS = {
+    f"feed_{field}": Subquery(RevocationCounter.objects.filter(pk=1).values(field)[:1])
+    for field in ("value", "purged_through")
+}
+
+
+def cursor_of(values: tuple) -> Cursor:
+    """The Cursor from the values of CURSOR_EXPRESSIONS (none yet: 0 and 0)."""
+    value, purged_through = values
+    return Cursor(value or 0, purged_through or 0)
 
 
 def feed_entries(*, relay_id: int, since: int | None, upto: int) -> list[dict]:

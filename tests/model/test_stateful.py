@@ -688,8 +688,11 @@ class PlatformMachine(RuleBasedStateMachine):
             self.lose_relay_list()
 
     def lose_relay_list(self) -> None:
-        if not self.stale:
-            self.stale, self.lost_cursor = True, self.agent.cursor or 0
+        """What the relay must hold again after the agent's next good poll: every entry past
+        the agent's cursor now. Older entries come back with the next snapshot (at the
+        latest after RESEND_EVERY). Each loss moves that cursor: what the agent forwarded
+        after an earlier loss is gone again (a counterexample of the long proof)."""
+        self.stale, self.lost_cursor = True, self.agent.cursor or 0
 
     def check_relay(self, report: CycleReport) -> None:
         if not (self.relay.up and report.ok):
@@ -786,6 +789,21 @@ class PlatformMachine(RuleBasedStateMachine):
                 assert bid in feeds[relay], bid
             if exp >= now - leeway:  # nothing purged before exp + leeway
                 assert Revocation.objects.filter(booking_id=bid).exists(), bid
+
+
+def test_every_loss_of_the_relays_list_moves_what_the_model_expects_back(world):
+    """Regression, found by benchmarks/proof.py: the relay lost its list, the agent forwarded
+    a new revocation, the relay lost its list again, and the model still expected that
+    revocation back after a 304 poll, which only the next snapshot brings."""
+    machine = PlatformMachine(world)
+    try:
+        machine.agent.cursor = 3
+        machine.lose_relay_list()
+        machine.agent.cursor = 7  # forwarded after the first loss
+        machine.lose_relay_list()
+        assert (machine.stale, machine.lost_cursor) == (True, 7)
+    finally:
+        machine.teardown()
 
 
 def test_the_platform_keeps_its_invariants_under_random_operations(world):

@@ -82,6 +82,16 @@ def test_an_unchanged_feed_is_304_with_an_empty_body(lab, relays):
     assert get(token, since=1, etag=etag).status_code == 200
 
 
+def test_an_unchanged_feed_costs_one_query(lab, relays, django_assert_num_queries):
+    _, token = relays["a"]
+    empty = get(token)
+    assert empty.json() == {"cursor": 0, "snapshot": True, "entries": []}
+    revoke(lab, lab.pend00)
+    etag = get(token)["ETag"]  # the token's last use is recorded here, not again for a while
+    with django_assert_num_queries(1):
+        assert get(token, since=1, etag=etag).status_code == 304
+
+
 def test_a_relay_sees_only_its_own_bookings(lab, relays):
     _, token_a = relays["a"]
     _, token_b = relays["b"]
