@@ -7,7 +7,7 @@ On SQLite and on a private PostgreSQL server (scripts/services.py), in turn:
 - tests/model/test_fuzz_api.py: the schemathesis fuzz of every documented operation, with
   many more cases per operation (PROOF_FUZZ_EXAMPLES);
 - tests/model/test_faults.py: every fault run (web process killed, database gone, relay
-  unreachable);
+  unreachable), and Redis stopped for a while (tests/live/test_cross_process.py);
 
 then benchmarks/history_check.py: a concurrency run on real daphne processes with aiohttp
 clients, its history checked afterwards (no double booking, every confirmed booking
@@ -44,10 +44,16 @@ import _common as common  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+# What pytest runs for each part (files, or a file's test).
 TEST_FILES = {
-    "stateful": "tests/model/test_stateful.py",
-    "fuzz": "tests/model/test_fuzz_api.py",
-    "faults": "tests/model/test_faults.py",
+    "stateful": ("tests/model/test_stateful.py",),
+    "fuzz": ("tests/model/test_fuzz_api.py",),
+    "faults": (
+        "tests/model/test_faults.py",
+        # Redis stopped for a while, then back: tests/live holds it with the cross-process test.
+        "tests/live/test_cross_process.py::"
+        "test_without_redis_bookings_and_cancels_work_and_clients_catch_up",
+    ),
 }
 PARTS = (*TEST_FILES, "history")
 # Settings the developer's shell may hold: each run chooses its own.
@@ -79,6 +85,15 @@ def run_pytest(files: list[str], env: dict[str, str], report: Path, log: Path) -
         return subprocess.run(
             command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         ).returncode
+
+
+def _sum(results) -> dict:
+    """The counts of several files' results added up ({} when there are none)."""
+    total: dict = {}
+    for result in results:
+        for key, value in result.items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def results_by_file(report: Path) -> dict[str, dict]:
@@ -162,7 +177,7 @@ def describe_faults(found: dict) -> str:
 
 
 def run_backend(backend: str, parts: list[str], args: argparse.Namespace, workdir: Path) -> list:
-    files = [TEST_FILES[p] for p in parts if p in TEST_FILES]
+    files = [f for p in parts if p in TEST_FILES for f in TEST_FILES[p]]
     if not files:
         return []
     folder = workdir / f"stats-{backend}"
@@ -199,7 +214,7 @@ def run_backend(backend: str, parts: list[str], args: argparse.Namespace, workdi
     for part in parts:
         if part not in TEST_FILES:
             continue
-        result = by_file.get(Path(TEST_FILES[part]).stem, {})
+        result = _sum(by_file.get(Path(f.split("::")[0]).stem, {}) for f in TEST_FILES[part])
         ok = code == 0 or (result and not result["failed"])
         notes = {
             "stateful": describe_stateful,

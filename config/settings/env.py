@@ -76,7 +76,8 @@ def database_from_url(url: str, *, pool_max: int) -> dict:
             options["pool"] = {"min_size": 1, "max_size": pool_max, "timeout": 10}
         options.update(query)
         return {
-            "ENGINE": "django.db.backends.postgresql",
+            # Django's, with a pool check fit for a database restart (config/postgresql).
+            "ENGINE": "config.postgresql",
             "NAME": unquote(parts.path.lstrip("/")),
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),

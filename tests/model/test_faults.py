@@ -628,7 +628,11 @@ def deny_list(relay) -> set[str]:
 
 
 def test_pooled_postgres_connections_are_checked_before_use():
+    from config.postgresql.base import check_connection
     from config.settings.env import database_from_url
 
     settings = database_from_url("postgres://labbook:pw@127.0.0.1:5432/platform", pool_max=8)
-    assert settings.get("CONN_HEALTH_CHECKS") is True
+    assert settings["CONN_HEALTH_CHECKS"] is True
+    assert settings["ENGINE"] == "config.postgresql"
+    if connection.vendor == "postgresql":
+        assert connection.pool._check is check_connection
