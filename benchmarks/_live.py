@@ -12,6 +12,7 @@ loopback. Every wait and every loop here is bounded.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import math
@@ -153,14 +154,9 @@ class Program:
 
 
 def wait_for(check: Callable[[], object], *, timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.05)  # polling a condition, bounded by the deadline
+    from tests.support.processes import wait_until
+
+    return wait_until(check, timeout=timeout, every=0.05, what=what)
 
 
 # --- the lab, made in bulk (call after setup_django) -----------------------------------
@@ -430,3 +426,31 @@ class KeepAlive:
 
     def close(self) -> None:
         self.conn.close()
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def main(
+    argv: list[str],
+    *,
+    doc: str,
+    run: Callable[[argparse.Namespace], dict],
+    report: Callable[[dict], str],
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None,
+) -> int:
+    """A live benchmark's command line: its own `arguments`, then --json and --quiet-wait;
+    runs it and prints its report (or JSON)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    arguments(parser)
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0,
+        help="before each phase, wait up to this many seconds for other programs to go quiet",
+    )
+    args = parser.parse_args(argv)
+    results = run(args)
+    common.emit(json_safe(results) if args.json else results, as_json=args.json, text=report)
+    return 0

@@ -383,22 +383,14 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--large", type=int, default=LARGE, help="bookings stored at the large size"
     )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=0,
-        help="before each size, wait up to this many seconds for other programs to go quiet",
-    )
-    args = parser.parse_args(argv)
-    results = run(args)
-    common.emit(live.json_safe(results) if args.json else results, as_json=args.json, text=report)
-    return 0
+
+
+def main(argv: list[str]) -> int:
+    return live.main(argv, doc=__doc__, run=run, report=report, arguments=arguments)
 
 
 if __name__ == "__main__":
