@@ -18,8 +18,9 @@ run: bootstrap
 	$(PY) manage.py demo
 	exec $(VENV)/bin/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
+# TEST_ARGS go on to scripts/test (pytest's arguments, or --allow-empty).
 test:
-	scripts/test
+	scripts/test $(TEST_ARGS)
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .

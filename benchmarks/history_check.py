@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import random
@@ -100,25 +99,8 @@ print(json.dumps(out))
 """
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
+say = common.say
 # --- servers ----------------------------------------------------------------------------------
-
-
-def services():
-    spec = importlib.util.spec_from_file_location("labbook_services", ROOT / "scripts/services.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def server_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -172,7 +154,7 @@ def start_daphne(count: int, env: dict[str, str], logdir: Path) -> Servers:
     servers = Servers([])
     try:
         for _ in range(count):
-            port = free_port()
+            port = common.free_port()
             log = (logdir / f"daphne-{port}.log").open("ab")
             servers.processes.append(
                 subprocess.Popen(
@@ -464,7 +446,7 @@ async def read_back(confirmed: dict[str, Attempt], clients: dict[str, Client]) -
 def prepare_database(backend: str, workdir: Path) -> tuple[str, Callable[[], None]]:
     if backend == "sqlite":
         return f"sqlite:///{workdir / 'history.sqlite3'}", lambda: None
-    module = services()
+    module = common.services()
     server_url, stop = module.start_postgres(workdir)
     import psycopg
 

@@ -27,7 +27,6 @@ Exits non-zero when any part fails. Everything runs on loopback.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -62,16 +61,7 @@ FOREIGN = re.compile(
 )
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def services():
-    spec = importlib.util.spec_from_file_location("labbook_services", ROOT / "scripts/services.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+say = common.say
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -192,7 +182,7 @@ def run_backend(backend: str, parts: list[str], args: argparse.Namespace, workdi
     if backend == "postgres":
         # Its own folder: the postgres user must reach it, which a private one forbids.
         database_dir = Path(tempfile.mkdtemp(prefix="labbook-proof-postgres-"))
-        url, stop_server = services().start_postgres(database_dir)
+        url, stop_server = common.services().start_postgres(database_dir)
 
         def stop() -> None:
             stop_server()

@@ -102,10 +102,11 @@ async def join(session_id: object, socket) -> None:
     global _listener
     layer = get_channel_layer()
     if _listener is None or not _listener.usable(layer):
-        if _listener is not None and _listener.loop is asyncio.get_running_loop():
-            _listener.stop()
-        if _listener is not None and _listener.loop is not asyncio.get_running_loop():
-            _sockets.clear()  # the sockets of a finished loop are gone
+        if _listener is not None:
+            if _listener.loop is asyncio.get_running_loop():
+                _listener.stop()  # another channel layer (settings changed)
+            else:
+                _sockets.clear()  # the sockets of a finished loop are gone
         _listener = Listener(layer)
     _sockets.setdefault(str(session_id), set()).add(socket)
     with contextlib.suppress(TimeoutError):
