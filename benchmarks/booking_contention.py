@@ -66,7 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
 sys.path.insert(0, str(common.ROOT))
-from booking.sql import AROUND_SQL, CATALOGUE_SQL  # noqa: E402  (plain strings, no Django)
+from booking.sql import AROUND_SQL, INSERT_SQL, catalogue_sql  # noqa: E402  (no Django)
 
 CLIENTS = 32
 EXPERIMENTS = 8
@@ -137,7 +137,7 @@ def seed(clients: int) -> dict:
         # What django.contrib.auth.login() stores, without a password hash to compute.
         session = import_module(settings.SESSION_ENGINE).SessionStore()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.save()
         csrf = get_random_string(32, allowed_chars=CSRF_ALLOWED_CHARS)
@@ -275,15 +275,11 @@ async def _load(
 
 # The statements booking_create runs (booking/sql.py holds the hand-written ones, shared with
 # the app so the floor cannot drift from it), as Django sends them (client-side binding).
-SQL_LOCK_USER = "SELECT 1 FROM auth_user WHERE id = %s FOR UPDATE"
-SQL_CATALOGUE = CATALOGUE_SQL.format(only="WHERE e.slug = %s")
+SQL_CATALOGUE = {  # on PostgreSQL the same statement locks the user's row first
+    "postgres": catalogue_sql(lock=True, one_experiment=True),
+    "sqlite": catalogue_sql(lock=False, one_experiment=True),
+}
 SQL_AROUND = AROUND_SQL.format(quota="", marks="%s")
-SQL_INSERT = (
-    'INSERT INTO "booking_booking" ("id", "reference", "user_id", "pool_id", "experiment_id", '
-    '"start", "end", "booked_end", "status", "created_at", "started_at", "cancelled_at", '
-    '"cancelled_by_id", "cancel_reason") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '
-    "%s, %s, %s)"
-)
 SQL_ACTIVE = 'SELECT experiment_id, start, "end" FROM booking_booking WHERE status IN (%s, %s)'
 
 
@@ -357,10 +353,12 @@ class Database:
         run = conn.execute
         sql = self.sql
         if self.backend == "postgres":
-            run(SQL_LOCK_USER, (user,))  # the first statement opens the transaction
+            locked = (user,)  # the catalogue read opens the transaction and locks the user
         else:
             run("BEGIN IMMEDIATE")
-        run(sql(SQL_CATALOGUE), (user, user, experiment["slug"], pool["slug"])).fetchall()
+            locked = ()
+        catalogue = sql(SQL_CATALOGUE[self.backend])
+        run(catalogue, (*locked, user, user, experiment["slug"], pool["slug"])).fetchall()
         rows = run(
             sql(SQL_AROUND), (user, pool["id"], now, *ACTIVE, experiment["id"], *ACTIVE, end, start)
         ).fetchall()
@@ -380,7 +378,7 @@ class Database:
         booking_id = uuid.uuid4()
         reference = "".join(random.choices(REFERENCE_ALPHABET, k=6))
         key = booking_id if self.backend == "postgres" else booking_id.hex
-        conn.execute(self.sql(SQL_INSERT), (key, reference, *values, None, None, None, ""))
+        conn.execute(self.sql(INSERT_SQL), (key, reference, *values))
 
 
 def raw_floor(db: Database, lab: dict, count: int, seconds: float) -> dict:
@@ -583,6 +581,7 @@ def report(results: dict) -> str:
 
 # Wall time (samples) by layer of code; a frame no fragment matches (the standard library,
 # say) counts for the layer of its caller. The first match wins.
+OUR_APPS = ("booking", "config", "workflows", "web")
 LAYERS = (
     ("PostgreSQL driver and round trips", ("/psycopg/", "/psycopg_pool/", "/psycopg_binary/")),
     ("broker publish (Celery, kombu, redis)", ("/celery/", "/kombu/", "/redis/", "/vine/")),
@@ -590,27 +589,24 @@ LAYERS = (
     ("DRF: dispatch, parsing, serializer, renderer", ("/rest_framework/",)),
     ("Django: handler, middleware, sessions, auth, CSRF", ("/django/",)),
     ("ASGI: asgiref threads", ("/asgiref/",)),
-    ("our code", tuple(f"{common.ROOT}/{app}/" for app in ("booking", "config", "workflows"))),
+    ("our code", tuple(f"{common.ROOT}/{app}/" for app in OUR_APPS)),
 )
 # Wall time by step of the request: the innermost of these frames on the stack names it.
 STEPS = (
     ("/django/db/backends/base/base.py", "connect", "connection from the pool"),
     ("/django/db/backends/base/base.py", "close", "connection back to the pool"),
-    ("/django/contrib/sessions/backends/", "load", "session row (middleware)"),
-    ("/django/contrib/auth/__init__.py", "get_user", "user row (authentication)"),
+    ("/django/contrib/sessions/backends/", "load", "session and user rows"),
+    ("/django/contrib/auth/__init__.py", "get_user", "authentication (no query)"),
     ("/rest_framework/authentication.py", "enforce_csrf", "CSRF check"),
     ("/rest_framework/views.py", "initial", "DRF: permissions, throttles, negotiation"),
     ("/booking/apis.py", "parse", "parse and validate the body"),
     ("/booking/services/bookings.py", "booking_create", "booking_create: rules and glue"),
     ("/django/db/transaction.py", "__enter__", "BEGIN / COMMIT"),
     ("/django/db/transaction.py", "__exit__", "BEGIN / COMMIT"),
-    ("/booking/services/bookings.py", "_lock_user", "query: lock the user"),
-    ("/booking/services/bookings.py", "_pool_for", "query: pool and membership"),
-    ("/booking/services/bookings.py", "_candidates", "query: the experiment"),
+    ("/booking/services/bookings.py", "_read_catalogue", "query: lock the user, catalogue"),
     ("/booking/services/bookings.py", "_check_windows", "query: windows"),
-    ("/booking/services/bookings.py", "_user_intervals", "query: the user's bookings"),
-    ("/booking/services/bookings.py", "_busy_experiments", "query: overlap check"),
-    ("/booking/services/bookings.py", "_insert", "query: insert under a savepoint"),
+    ("/booking/services/bookings.py", "_bookings_around", "query: the bookings around"),
+    ("/booking/services/bookings.py", "_insert", "query: insert"),
     ("/booking/", "booking_confirmation_enqueue", "on_commit: confirmation task to Redis"),
     ("/booking/apis.py", "booking_to_dict", "response: booking_to_dict"),
     ("/rest_framework/response.py", "rendered_content", "response: JSON rendering"),

@@ -67,7 +67,8 @@ SEED = """
 import json, os
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import User
-from django.contrib.sessions.backends.db import SessionStore
+from django.conf import settings
+from web.login_sessions import SessionStore
 from booking.models import Experiment, Group, Pool, Relay, Stream
 
 relay = Relay.objects.create(
@@ -91,7 +92,7 @@ for i in range(int(os.environ["HISTORY_USERS"])):
     group.members.add(user)
     session = SessionStore()
     session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.create()
     out.append({"name": user.username, "id": user.pk, "session": session.session_key})

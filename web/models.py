@@ -1,6 +1,7 @@
 """The students' pages keep one thing of their own: each user's private calendar feed."""
 
 from django.conf import settings
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 
 
@@ -18,3 +19,27 @@ class CalendarFeed(models.Model):
 
     def __str__(self) -> str:
         return f"calendar feed of user {self.user_id}"
+
+
+class LoginSession(AbstractBaseSession):
+    """A login session (Django's database sessions) with its user beside it, so that one
+    query reads both on every request (`web.login_sessions`). Deleting a user deletes
+    their sessions."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.CASCADE,
+        db_constraint=False,  # a session may outlive the request that deleted its user
+        related_name="+",
+    )
+
+    class Meta:
+        db_table = "web_loginsession"  # read by hand in web/login_sessions.py
+        verbose_name = "login session"
+
+    @classmethod
+    def get_session_store_class(cls) -> type:
+        from web.login_sessions import SessionStore
+
+        return SessionStore

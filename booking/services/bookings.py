@@ -15,14 +15,15 @@ from booking.models import Booking, BookingStatus, Experiment, Pool, Window, Win
 from booking.models.bookings import ACTIVE_STATUSES
 from booking.notifications import booking_confirmation_enqueue
 from booking.policy import pool_policy
-from booking.sql import AROUND_SQL, CATALOGUE_SQL, QUOTA_SQL
+from booking.sql import AROUND_SQL, INSERT_SQL, QUOTA_SQL, catalogue_sql
 
 OVERLAP_CONSTRAINT = "booking_no_overlap"
 REFERENCE_ATTEMPTS = 8
 
 
 def _lock_user(user: AbstractBaseUser) -> None:
-    """Serialise one user's bookings so that max_bookings and the quota hold under races.
+    """Serialise one user's bookings so that max_bookings and the quota hold under races
+    (booking_create takes the same lock inside its catalogue read).
 
     On SQLite the IMMEDIATE transaction already holds the database's write lock.
     """
@@ -51,14 +52,18 @@ POOL_COLUMNS = (
 def _read_catalogue(
     user: AbstractBaseUser, pool_slug: str, experiment_slug: str | None
 ) -> tuple[Pool, bool, list[Experiment]]:
-    """(pool, has_windows, bookable experiments); refusals for the pool and experiment."""
-    only = "WHERE e.slug = %s" if experiment_slug is not None else ""
-    params: list = [user.pk, user.pk]
+    """(pool, has_windows, bookable experiments); refusals for the pool and experiment.
+    On PostgreSQL it also locks the user's row until the transaction ends."""
+    # The user's row is locked by the same statement on PostgreSQL (booking/sql.py).
+    lock = connection.vendor == "postgresql"
+    sql = catalogue_sql(lock=lock, one_experiment=experiment_slug is not None)
+    params: list = [user.pk] if lock else []
+    params += [user.pk, user.pk]
     if experiment_slug is not None:
         params.append(experiment_slug)
     params.append(pool_slug)
     with connection.cursor() as cursor:
-        cursor.execute(CATALOGUE_SQL.format(only=only), params)
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     if not rows:
         raise ApiError("invalid", MESSAGES["unknown_pool"], 422)
@@ -193,6 +198,29 @@ def _bookings_around(
     return held, counted, busy
 
 
+def _insert(booking: Booking) -> None:
+    """INSERT_SQL for a new booking (the ORM's save() costs more than the statement)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(
+            INSERT_SQL,
+            [
+                Booking._meta.pk.get_db_prep_value(booking.pk, connection),
+                booking.reference,
+                booking.user_id,
+                booking.pool_id,
+                booking.experiment_id,
+                adapt(booking.start),
+                adapt(booking.end),
+                adapt(booking.booked_end),
+                booking.status,
+                adapt(booking.created_at),
+            ],
+        )
+    booking._state.adding = False
+    booking._state.db = connection.alias
+
+
 def _create_once(
     *,
     user: AbstractBaseUser,
@@ -203,7 +231,6 @@ def _create_once(
 ) -> Booking:
     start, end = interval
     with transaction.atomic():
-        _lock_user(user)
         pool, has_windows, candidates = _read_catalogue(user, pool_slug, experiment_slug)
         policy = pool_policy(pool)
         rules.check_times(policy, now=now, start=start, end=end)
@@ -230,7 +257,7 @@ def _create_once(
             status=BookingStatus.BOOKED,
             created_at=now,
         )
-        booking.save(force_insert=True)
+        _insert(booking)
         transaction.on_commit(partial(booking_confirmation_enqueue, booking.pk))
         return booking
 

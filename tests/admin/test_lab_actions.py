@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group as Role
-from django.contrib.sessions.models import Session as WebSession
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -26,6 +25,7 @@ from sessions_app.models import Session
 from tests.admin import form_data, persona_user, refused, staff_user
 from tests.conftest import NOW, client_for
 from tests.factories import make_booking
+from web.models import LoginSession
 from workflows import lab_actions
 from workflows.lab_actions import (
     CANCELLED_TEXT,
@@ -479,7 +479,7 @@ def test_an_access_code_is_shown_once_and_stored_only_as_a_hash(lab, manager_cli
 
     stored = [str(v) for v in Group.objects.values_list(flat=True)]
     stored += [e.detail for e in AuditEntry.objects.all()]
-    stored += [s.session_data for s in WebSession.objects.all()]
+    stored += [s.session_data for s in LoginSession.objects.all()]
     assert not any(code in str(value) for value in stored)
 
     listing = manager_client.get(reverse("admin:booking_group_changelist")).content.decode()

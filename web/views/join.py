@@ -16,7 +16,7 @@ from web import selectors
 from web.forms import GuestForm, JoinCodeForm
 from web.throttles import JOIN, address_allowed
 
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+MODEL_BACKEND = "web.login_sessions.SessionUserBackend"
 
 
 def _after_join(group: Group) -> HttpResponse:

@@ -1,0 +1,94 @@
+"""Login sessions read with their user in one query, with Django's checks unchanged."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from tests.conftest import client_for
+from web.models import LoginSession
+
+BOOKINGS = "/api/v1/bookings/"
+
+
+def _user_reads(queries: list[dict]) -> list[str]:
+    return [q["sql"] for q in queries if "auth_user" in q["sql"]]
+
+
+def test_an_api_request_reads_session_and_user_in_one_statement(lab):
+    client = client_for(lab.student)
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(BOOKINGS).status_code == 200
+    reads = _user_reads(captured.captured_queries)
+    assert len(reads) == 1
+    assert "web_loginsession" in reads[0]
+    assert not any("django_session" in q["sql"] for q in captured.captured_queries)
+
+
+def test_the_user_read_with_the_session_has_the_orm_types(lab):
+    client = client_for(lab.student)
+    request = client.get(BOOKINGS).wsgi_request
+    user = request.user._wrapped
+    fresh = User.objects.get(pk=lab.student.pk)
+    assert user.pk == fresh.pk and user.username == fresh.username
+    assert user.is_active is True and user.is_staff is False
+    assert isinstance(user.date_joined, datetime) and user.date_joined == fresh.date_joined
+    assert user.date_joined.tzinfo is not None
+
+
+def test_the_session_row_names_its_user(lab):
+    client = client_for(lab.student)
+    row = LoginSession.objects.get(session_key=client.session.session_key)
+    assert row.user_id == lab.student.pk
+    assert row.get_decoded()[SESSION_KEY] == str(lab.student.pk)
+
+
+def test_a_password_login_keeps_working(lab):
+    lab.student.set_password("a long enough pass phrase")
+    lab.student.save()
+    client = Client()
+    assert client.login(username="student", password="a long enough pass phrase")
+    assert client.get(BOOKINGS).status_code == 200
+    assert Client().get(BOOKINGS).status_code in (401, 403)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["deactivate", "new password", "delete", "logout", "expire"],
+)
+def test_a_session_stops_working(lab, change):
+    client = client_for(lab.student)
+    assert client.get(BOOKINGS).status_code == 200
+    key = client.session.session_key
+    if change == "deactivate":
+        User.objects.filter(pk=lab.student.pk).update(is_active=False)
+    elif change == "new password":
+        lab.student.set_password("another long pass phrase")
+        lab.student.save()
+    elif change == "delete":
+        User.objects.get(pk=lab.student.pk).delete()
+        assert not LoginSession.objects.filter(session_key=key).exists()
+    elif change == "logout":
+        client.post("/accounts/logout/")
+        assert not LoginSession.objects.filter(session_key=key).exists()
+        client.cookies["sessionid"] = key  # the old cookie, replayed
+    else:
+        past = datetime(2000, 1, 1, tzinfo=UTC)
+        LoginSession.objects.filter(session_key=key).update(expire_date=past)
+    assert client.get(BOOKINGS).status_code in (401, 403)
+
+
+def test_a_session_without_a_user_is_anonymous(db):
+    store = LoginSession.get_session_store_class()()
+    store["note"] = "no login"
+    store.create()
+    assert LoginSession.objects.get(session_key=store.session_key).user_id is None
+    client = Client()
+    client.cookies["sessionid"] = store.session_key
+    assert client.get(BOOKINGS).status_code in (401, 403)
+    loaded = LoginSession.get_session_store_class()(store.session_key)
+    assert loaded["note"] == "no login" and loaded.user_row is None

@@ -1,0 +1,127 @@
+"""Login sessions read together with their user: one query per request instead of two.
+
+`SESSION_ENGINE = "web.login_sessions"` keeps Django's database sessions (expiry, key
+rotation, `clearsessions`) in `web.LoginSession`, which also stores the user's id. Loading a
+session joins the user row; `SessionUserBackend.get_user` takes that row instead of reading
+it again. Everything else `django.contrib.auth.get_user` does (the backend must be
+configured, the user active, the session's password hash valid) is unchanged.
+"""
+
+from contextvars import ContextVar
+from functools import cache
+
+from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth import get_user as auth_get_user
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.sessions.backends.db import SessionStore as DBStore
+from django.db import connections, router
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
+
+LOGIN_TABLE = "web_loginsession"
+_READ_WITH_SESSION: ContextVar = ContextVar("user_read_with_session", default=None)
+
+
+class SessionStore(DBStore):
+    user_row = None  # the session's user as read with it (None: none, or not read yet)
+
+    @classmethod
+    def get_model_class(cls) -> type:
+        from web.models import LoginSession
+
+        return LoginSession
+
+    def _get_session_from_db(self):  # noqa: ANN202 - Django's signature
+        connection = connections[router.db_for_read(self.model)]
+        sql, fields = _session_and_user(connection)
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [self.session_key, now])
+            row = cursor.fetchone()
+        if row is None:
+            self._session_key = None
+            return None
+        if row[1] is not None:
+            values = [
+                _converted(value, col, converters, connection)
+                for value, (col, converters) in zip(row[1:], fields, strict=True)
+            ]
+            self.user_row = get_user_model().from_db(
+                connection.alias, [col.target.attname for col, _ in fields], values
+            )
+        return self.model(session_key=self.session_key, session_data=row[0])
+
+    def create_model_instance(self, data: dict):  # noqa: ANN201 - Django's signature
+        row = super().create_model_instance(data)
+        try:
+            row.user_id = int(data.get(SESSION_KEY))
+        except (TypeError, ValueError):
+            row.user_id = None
+        return row
+
+
+@cache
+def _session_statement(alias: str) -> tuple[str, list]:
+    connection = connections[alias]
+    User = get_user_model()  # noqa: N806 - a model class
+    table = User._meta.db_table
+    fields = []
+    for field in User._meta.concrete_fields:
+        col = field.get_col(table)
+        converters = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        fields.append((col, converters))
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"u.{quote(col.target.column)}" for col, _ in fields)
+    pk = quote(User._meta.pk.column)
+    # Only names from the model's metadata go in; the key and the time are parameters.
+    sql = (
+        f"SELECT s.session_data, {columns} FROM {quote(LOGIN_TABLE)} s "  # noqa: S608
+        f"LEFT JOIN {quote(table)} u ON u.{pk} = s.user_id "
+        "WHERE s.session_key = %s AND s.expire_date > %s"
+    )
+    return sql, fields
+
+
+def _session_and_user(connection: object) -> tuple[str, list]:
+    """The statement reading a session and its user (the user's columns after the data),
+    and for each user column the converters the ORM would apply."""
+    return _session_statement(connection.alias)
+
+
+def _converted(value: object, col: object, converters: list, connection: object) -> object:
+    for converter in converters:
+        value = converter(value, col, connection)
+    return value
+
+
+class SessionUserBackend(ModelBackend):
+    """Django's model backend, taking the user read with the session when it is the one
+    the session names."""
+
+    def get_user(self, user_id: object):  # noqa: ANN201 - Django's signature
+        user = _READ_WITH_SESSION.get()
+        if user is not None and str(user.pk) == str(user_id):
+            return user if self.user_can_authenticate(user) else None
+        return super().get_user(user_id)
+
+
+def get_user(request: HttpRequest):  # noqa: ANN201 - a user or AnonymousUser
+    if not hasattr(request, "_cached_user"):
+        session = request.session
+        session.get(SESSION_KEY)  # loads the session, and its user with it
+        token = _READ_WITH_SESSION.set(getattr(session, "user_row", None))
+        try:
+            request._cached_user = auth_get_user(request)
+        finally:
+            _READ_WITH_SESSION.reset(token)
+    return request._cached_user
+
+
+class SessionUserMiddleware(AuthenticationMiddleware):
+    """AuthenticationMiddleware whose `request.user` uses the user read with the session."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        super().process_request(request)
+        request.user = SimpleLazyObject(lambda: get_user(request))
