@@ -8,6 +8,7 @@ from booking.services import booking_sweep
 from messaging.services import session_timers_sweep
 from relay_control.push import deliver_due
 from relay_control.services import revocation_purge
+from web.login_sessions import login_sessions_purge
 
 
 def run_periodic_jobs() -> dict:
@@ -21,6 +22,7 @@ def run_periodic_jobs() -> dict:
             "reminders": booking_reminders_send(now=now),
             "deliveries": deliver_due(now=now),
             "revocations_purged": revocation_purge(now=now),
+            "login_sessions_purged": login_sessions_purge(now=now),
         }
     finally:
         close_old_connections()

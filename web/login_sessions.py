@@ -8,6 +8,7 @@ configured, the user active, the session's password hash valid) is unchanged.
 """
 
 from contextvars import ContextVar
+from datetime import datetime
 from functools import cache
 
 from django.contrib.auth import SESSION_KEY, get_user_model
@@ -125,3 +126,11 @@ class SessionUserMiddleware(AuthenticationMiddleware):
     def process_request(self, request: HttpRequest) -> None:
         super().process_request(request)
         request.user = SimpleLazyObject(lambda: get_user(request))
+
+
+def login_sessions_purge(*, now: datetime) -> int:
+    """Delete expired login sessions (the periodic sweep); how many went."""
+    from web.models import LoginSession
+
+    deleted, _ = LoginSession.objects.filter(expire_date__lte=now).delete()
+    return deleted

@@ -22,8 +22,9 @@ PLATFORM_URL = env_str("PLATFORM_URL", "http://localhost:8000").rstrip("/")
 _platform = urlsplit(PLATFORM_URL)
 PLATFORM_HTTPS = _platform.scheme == "https"
 
+# Not "daphne": its app only makes `runserver` speak ASGI (the run command starts daphne
+# itself), and it would load Twisted into every gunicorn worker (15 MB each).
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

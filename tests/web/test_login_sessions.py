@@ -1,6 +1,6 @@
 """Login sessions read with their user in one query, with Django's checks unchanged."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import SESSION_KEY
@@ -92,3 +92,16 @@ def test_a_session_without_a_user_is_anonymous(db):
     assert client.get(BOOKINGS).status_code in (401, 403)
     loaded = LoginSession.get_session_store_class()(store.session_key)
     assert loaded["note"] == "no login" and loaded.user_row is None
+
+
+def test_the_sweep_deletes_expired_logins_only(lab):
+    from django.utils import timezone
+
+    from web.login_sessions import login_sessions_purge
+
+    keep = client_for(lab.student).session.session_key
+    gone = client_for(lab.student2).session.session_key
+    past = timezone.now() - timedelta(seconds=1)
+    LoginSession.objects.filter(session_key=gone).update(expire_date=past)
+    assert login_sessions_purge(now=timezone.now()) == 1
+    assert set(LoginSession.objects.values_list("session_key", flat=True)) == {keep}
