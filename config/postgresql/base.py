@@ -57,3 +57,9 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if pool is not None and pool._check is not check_connection:
             pool._check = check_connection
         return pool
+
+    def _set_autocommit(self, autocommit: bool) -> None:
+        # Django sets autocommit on every connection it takes from the pool; a pooled
+        # connection already is in autocommit, and psycopg's setter takes its lock anyway.
+        if self.connection.autocommit != autocommit:
+            super()._set_autocommit(autocommit)
