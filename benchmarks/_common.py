@@ -242,18 +242,23 @@ def start_daphne(
     return server
 
 
-def start_gunicorn(workers: int, env: dict[str, str], logdir: Path) -> WebServer:
-    """The WSGI application under gunicorn's sync workers (no access log, its default)."""
+def start_gunicorn(
+    workers: int, env: dict[str, str], logdir: Path, *, threads: int = 0
+) -> WebServer:
+    """The WSGI application under gunicorn (no access log, its default): sync workers, or
+    with `threads` gthread workers of that many threads each (they keep connections
+    alive)."""
     port = free_port()
     url = f"http://{HOST}:{port}"
-    server = WebServer(f"gunicorn sync x{workers}", [url])
+    kind = f"gthread x{workers}x{threads}" if threads else f"sync x{workers}"
+    server = WebServer(f"gunicorn {kind}", [url])
     log = logdir / f"gunicorn-{port}.log"
     args = [
         str(BIN / "gunicorn"),
         "--workers",
         str(workers),
-        "--worker-class",
-        "sync",
+        *(["--worker-class", "gthread", "--threads", str(threads)] if threads else []),
+        *([] if threads else ["--worker-class", "sync"]),
         "--bind",
         f"{HOST}:{port}",
         "--log-level",

@@ -8,7 +8,9 @@ checks. Set-ups (--setups):
                 turn for each request, as the proxy's upstream list does (docs/operations.md);
 - daphne-fd:N   N daphne processes accepting from one shared socket (`daphne --fd`);
 - gunicorn:N    gunicorn with N sync workers for the REST API, beside one daphne for the
-                websockets (its memory counts for the set-up; it takes no requests here).
+                websockets (its memory counts for the set-up; it takes no requests here);
+- gthread:NxT   the same with N gthread workers of T threads each (they keep connections
+                alive).
 
 Phases, each bounded in requests and seconds:
 
@@ -415,21 +417,24 @@ def raw_floor(db: Database, lab: dict, count: int, seconds: float) -> dict:
 def start_setup(setup: str, env: dict[str, str], logdir: Path) -> list[common.WebServer]:
     """The servers of a set-up; the first one takes the REST traffic."""
     kind, _, count = setup.partition(":")
+    count, _, threads = count.partition("x")
     processes = int(count or 1)
     if kind in ("daphne", "daphne-fd"):
         env = env | {"WEB_PROCESSES": str(processes)}
         shared = kind == "daphne-fd"
         return [common.start_daphne(processes, env, logdir, shared_socket=shared)]
-    if kind == "gunicorn":
+    if kind in ("gunicorn", "gthread"):
         env = env | {"WEB_PROCESSES": "1"}
-        rest = common.start_gunicorn(processes, env, logdir)
+        rest = common.start_gunicorn(
+            processes, env, logdir, threads=int(threads or 4) if kind == "gthread" else 0
+        )
         try:
             # The websockets still need daphne: it belongs to this set-up's memory.
             return [rest, common.start_daphne(1, env, logdir)]
         except BaseException:
             rest.stop()
             raise
-    raise ValueError(f"unknown set-up {setup!r} (daphne:N, daphne-fd:N or gunicorn:N)")
+    raise ValueError(f"unknown set-up {setup!r} (daphne:N, daphne-fd:N, gunicorn:N or gthread:NxT)")
 
 
 def _leaves(roots: list[int]) -> list[int]:
@@ -935,7 +940,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="postgres, sqlite")
     parser.add_argument(
-        "--setups", default=",".join(SETUPS), help="daphne:N, daphne-fd:N, gunicorn:N"
+        "--setups",
+        default=",".join(SETUPS),
+        help="daphne:N, daphne-fd:N, gunicorn:N, gthread:NxT",
     )
     parser.add_argument("--pool-max", type=int, default=8, help="DATABASE_POOL_MAX")
     parser.add_argument("--requests", type=int, help="requests in each API phase")
@@ -962,7 +969,8 @@ def main(argv: list[str]) -> int:
 
     setups, skipped = [], []
     for setup in args.setups.split(","):
-        program = setup.partition(":")[0].removesuffix("-fd")
+        program = {"gthread": "gunicorn"}.get(kind := setup.partition(":")[0], kind)
+        program = program.removesuffix("-fd")
         if (common.BIN / program).exists():
             setups.append(setup)
         else:

@@ -124,6 +124,19 @@ def test_the_web_processes_run_daphne_with_the_asgi_application_and_no_in_proces
         assert service["environment"]["REDIS_URL"].startswith("redis://")
 
 
+def test_the_http_service_is_the_set_up_the_benchmark_judges():
+    """make bench judges issue 2's targets on the set-up named in scripts/bench: the one
+    this file runs."""
+    judged = re.search(
+        r'^PRODUCTION = "gunicorn:(\d+)"$', (ROOT / "scripts" / "bench").read_text(), re.M
+    )
+    assert judged, "scripts/bench names no gunicorn set-up as PRODUCTION"
+    commands = [s["command"] for s in app_services(compose_model()).values()]
+    http = [c for c in commands if c.startswith("gunicorn ")]
+    assert len(http) == 1
+    assert re.search(r"--workers (\d+)", http[0]).group(1) == judged.group(1)
+
+
 def test_exactly_one_beat_and_at_least_one_worker_run():
     commands = [s["command"] for s in app_services(compose_model()).values()]
     assert sum("celery -A config beat" in c for c in commands) == 1
