@@ -348,7 +348,29 @@ class Database:
         return len(rows), pairs
 
     def book(self, conn: object, lab: dict, user: int, experiment: dict, interval: tuple) -> bool:
-        """booking_create's statements in one transaction; False when the slot is taken."""
+        """booking_create's statements in one transaction; False when the slot is taken. As
+        booking_create, the whole transaction runs again when the random reference is
+        already taken (the database refuses the insert)."""
+        errors = (sqlite3.IntegrityError,)
+        if self.backend == "postgres":
+            import psycopg
+
+            errors += (psycopg.errors.UniqueViolation,)
+        for _ in range(REFERENCE_ATTEMPTS):
+            try:
+                return self._book_once(conn, lab, user, experiment, interval)
+            except errors as error:
+                if "reference" not in str(error):
+                    raise
+                if self.backend == "postgres":
+                    conn.rollback()
+                else:
+                    conn.execute("ROLLBACK")
+        raise RuntimeError(f"raw floor: {REFERENCE_ATTEMPTS} references taken in a row")
+
+    def _book_once(
+        self, conn: object, lab: dict, user: int, experiment: dict, interval: tuple
+    ) -> bool:
         pool = lab["pool"]
         now = self.when(datetime.now(UTC))
         start, end = (self.when(t) for t in interval)
@@ -375,8 +397,8 @@ class Database:
         return not busy
 
     def _insert(self, conn: object, values: tuple) -> None:
-        """The insert, as booking_create sends it: no savepoint (a reference already taken,
-        about one in a million per booking here, would fail the attempt)."""
+        """The insert, as booking_create sends it: no savepoint (a reference already taken
+        fails the transaction, and book() runs it again)."""
         booking_id = uuid.uuid4()
         reference = "".join(random.choices(REFERENCE_ALPHABET, k=6))
         key = booking_id if self.backend == "postgres" else booking_id.hex
