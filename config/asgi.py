@@ -1,5 +1,6 @@
 """The ASGI application: HTTP through Django, websockets through Channels."""
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -22,3 +23,6 @@ application = ProtocolTypeRouter(
 )
 
 start_in_process_jobs()
+
+# As in config/wsgi.py: full garbage collections skip what was loaded at start-up.
+gc.freeze()

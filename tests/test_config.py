@@ -90,3 +90,26 @@ def test_the_embedded_default_runs_the_periodic_jobs_in_process(lab, settings, m
         assert Booking.objects.get(pk=overdue.pk).status == "no_show"
     finally:
         stop.set()
+
+
+@pytest.mark.parametrize("module", ["config.wsgi", "config.asgi"])
+def test_loading_the_application_freezes_what_it_loaded(module, tmp_path):
+    """Full garbage collections in a web process skip the objects loaded at start-up."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = f"import gc, {module}; print(gc.get_freeze_count())"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "JOBS_IN_PROCESS": "0",
+    }
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip()) > 10_000
