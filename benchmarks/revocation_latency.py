@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import random
 import sys
@@ -374,6 +375,10 @@ def snapshot_cost(base_url: str, relay, token: str) -> dict:
     if wrong:
         raise RuntimeError(f"{wrong} snapshot GETs did not answer 200")
     common.say("[feed] snapshots in process")
+    # As a web process runs the view: config/wsgi.py and config/asgi.py freeze what is
+    # loaded at start-up, so that full garbage collections skip it.
+    gc.collect()
+    gc.freeze()
     view = live.time_calls(
         calls.view, count=count, seconds=seconds, prepare=lambda: calls.request(None)
     )
