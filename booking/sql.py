@@ -33,7 +33,10 @@ WHERE (b.user_id = %s AND b.pool_id = %s
    OR (b.experiment_id IN ({marks}) AND b.status IN (%s, %s) AND b.start < %s AND b."end" > %s)
 """
 QUOTA_SQL = 'OR (b.start < %s AND b."end" > %s)'
-LOCK_USER_SQL = "WITH me AS (SELECT id FROM auth_user WHERE id = %s FOR UPDATE)\n"
+# Serialises one user's bookings on PostgreSQL: alone (extending), or inside the catalogue
+# read (booking).
+USER_LOCK_SQL = "SELECT id FROM auth_user WHERE id = %s FOR UPDATE"
+LOCK_USER_SQL = f"WITH me AS ({USER_LOCK_SQL})\n"
 LOCKED_SQL = "JOIN me ON TRUE"
 INSERT_SQL = """
 INSERT INTO booking_booking (id, reference, user_id, pool_id, experiment_id, start, "end",

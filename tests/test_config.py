@@ -113,3 +113,15 @@ def test_loading_the_application_freezes_what_it_loaded(module, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) > 10_000
+
+
+def test_every_model_change_has_its_migration(db):
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    except SystemExit as exit_:
+        pytest.fail(f"makemigrations --check exited {exit_.code}: {out.getvalue()}")

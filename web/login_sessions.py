@@ -21,7 +21,6 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
-LOGIN_TABLE = "web_loginsession"
 _READ_WITH_SESSION: ContextVar = ContextVar("user_read_with_session", default=None)
 
 
@@ -36,7 +35,7 @@ class SessionStore(DBStore):
 
     def _get_session_from_db(self):  # noqa: ANN202 - Django's signature
         connection = connections[router.db_for_read(self.model)]
-        sql, fields = _session_and_user(connection)
+        sql, fields = _session_statement(connection.alias)
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         with connection.cursor() as cursor:
             cursor.execute(sql, [self.session_key, now])
@@ -65,6 +64,8 @@ class SessionStore(DBStore):
 
 @cache
 def _session_statement(alias: str) -> tuple[str, list]:
+    """The statement reading a session and its user (the user's columns after the data),
+    and for each user column the converters the ORM would apply."""
     connection = connections[alias]
     User = get_user_model()  # noqa: N806 - a model class
     table = User._meta.db_table
@@ -78,17 +79,12 @@ def _session_statement(alias: str) -> tuple[str, list]:
     pk = quote(User._meta.pk.column)
     # Only names from the model's metadata go in; the key and the time are parameters.
     sql = (
-        f"SELECT s.session_data, {columns} FROM {quote(LOGIN_TABLE)} s "  # noqa: S608
+        f"SELECT s.session_data, {columns} "  # noqa: S608
+        f"FROM {quote(SessionStore.get_model_class()._meta.db_table)} s "
         f"LEFT JOIN {quote(table)} u ON u.{pk} = s.user_id "
         "WHERE s.session_key = %s AND s.expire_date > %s"
     )
     return sql, fields
-
-
-def _session_and_user(connection: object) -> tuple[str, list]:
-    """The statement reading a session and its user (the user's columns after the data),
-    and for each user column the converters the ORM would apply."""
-    return _session_statement(connection.alias)
 
 
 def _converted(value: object, col: object, converters: list, connection: object) -> object:

@@ -35,7 +35,6 @@ class LoginSession(AbstractBaseSession):
     )
 
     class Meta:
-        db_table = "web_loginsession"  # read by hand in web/login_sessions.py
         verbose_name = "login session"
 
     @classmethod

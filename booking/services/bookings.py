@@ -15,7 +15,7 @@ from booking.models import Booking, BookingStatus, Experiment, Pool, Window, Win
 from booking.models.bookings import ACTIVE_STATUSES
 from booking.notifications import booking_confirmation_enqueue
 from booking.policy import pool_policy
-from booking.sql import AROUND_SQL, INSERT_SQL, QUOTA_SQL, catalogue_sql
+from booking.sql import AROUND_SQL, INSERT_SQL, QUOTA_SQL, USER_LOCK_SQL, catalogue_sql
 
 OVERLAP_CONSTRAINT = "booking_no_overlap"
 REFERENCE_ATTEMPTS = 8
@@ -29,7 +29,7 @@ def _lock_user(user: AbstractBaseUser) -> None:
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM auth_user WHERE id = %s FOR UPDATE", [user.pk])
+            cursor.execute(USER_LOCK_SQL, [user.pk])
 
 
 POOL_COLUMNS = (
