@@ -21,9 +21,9 @@ Phases, each bounded in requests and seconds:
   no two active bookings of that experiment that overlap.
 
 The raw SQL floor runs the statements of booking.services.bookings.booking_create (the user
-lock on PostgreSQL, pool and membership, the experiment, windows, the user's bookings, the
-overlap check, the insert under a savepoint) straight through psycopg (client-side binding,
-as Django) or sqlite3 from 32 threads: API / raw is what the framework costs. Peak RSS is
+lock and the catalogue, the user's and the experiment's bookings, the insert) straight
+through psycopg (bound on the server and prepared, as Django's settings here) or sqlite3
+from 32 threads, right before each set-up: API / raw is what the framework costs. Peak RSS is
 the sum over the server's process trees, sampled every 100 ms.
 
 The servers run with the production environment of docs/operations.md: DJANGO_DEBUG=0, a
@@ -69,6 +69,7 @@ import _common as common  # noqa: E402
 
 sys.path.insert(0, str(common.ROOT))
 from booking.sql import AROUND_SQL, INSERT_SQL, catalogue_sql  # noqa: E402  (no Django)
+from config.settings.env import PREPARE_THRESHOLD  # noqa: E402  (no Django settings)
 
 CLIENTS = 32
 EXPERIMENTS = 8
@@ -276,7 +277,8 @@ async def _load(
 # --- the database seen directly: resets, double bookings, the raw floor ----------------
 
 # The statements booking_create runs (booking/sql.py holds the hand-written ones, shared with
-# the app so the floor cannot drift from it), as Django sends them (client-side binding).
+# the app so the floor cannot drift from it), as Django sends them: bound on the server, and
+# prepared from their fifth run on a connection (config/settings/env.py).
 SQL_CATALOGUE = {  # on PostgreSQL the same statement locks the user's row first
     "postgres": catalogue_sql(lock=True, one_experiment=True),
     "sqlite": catalogue_sql(lock=False, one_experiment=True),
@@ -298,7 +300,7 @@ class Database:
         if self.backend == "postgres":
             import psycopg
 
-            conn = psycopg.connect(self.url, cursor_factory=psycopg.ClientCursor)
+            conn = psycopg.connect(self.url, prepare_threshold=PREPARE_THRESHOLD)
         else:
             conn = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
@@ -469,6 +471,11 @@ def run_setup(setup: str, env: dict[str, str], ctx: dict) -> dict:
     db: Database = ctx["db"]
     if ctx["quiet_wait"]:
         common.wait_for_quiet(ctx["quiet_wait"], threshold=DISTURBED)
+    # The floor right before the set-up it divides: the same set-up's rate moved by a third
+    # between runs minutes apart on this machine, and a floor measured once per backend lent
+    # that drift to the ratio.
+    common.say(f"  raw SQL floor, then {setup}")
+    raw = raw_floor(db, ctx["lab"], *ctx["phases"]["raw"])
     servers = start_setup(setup, env, ctx["tmpdir"])
     rest_pids = servers[0].pids
     all_pids = [pid for server in servers for pid in server.pids]
@@ -501,6 +508,7 @@ def run_setup(setup: str, env: dict[str, str], ctx: dict) -> dict:
     return {
         "setup": setup,
         "server": servers[0].name,
+        "raw": raw,
         "uncontended": calm,
         "contended": race | {"active_after": active, "double": doubles},
         # Cores busy on average during the uncontended phase.
@@ -512,8 +520,8 @@ def run_setup(setup: str, env: dict[str, str], ctx: dict) -> dict:
     }
 
 
-def summary(backend: str, result: dict, raw: dict) -> dict:
-    calm, race = result["uncontended"], result["contended"]
+def summary(backend: str, result: dict) -> dict:
+    calm, race, raw = result["uncontended"], result["contended"], result["raw"]
     row = {
         "backend": backend,
         "setup": result["setup"],
@@ -939,14 +947,12 @@ def run_backend(backend: str, setups: list[str], ctx: dict, args: argparse.Names
         common.say(f"[{backend}] migrate and seed")
         common.manage(env, "migrate", "--noinput")
         ctx["lab"] = make_lab(env, CLIENTS)
-        ctx["db"] = db = Database(backend, url)
-        common.say(f"[{backend}] raw SQL floor")
-        raw = raw_floor(db, ctx["lab"], *ctx["phases"]["raw"])
+        ctx["db"] = Database(backend, url)
         results = []
         for setup in setups:
             common.say(f"[{backend}] {setup}")
             results.append(run_setup(setup, env, ctx))
-        return {"raw": raw, "setups": results}
+        return {"setups": results}
     finally:
         for stop in reversed(stops):
             stop()
@@ -1028,7 +1034,7 @@ def main(argv: list[str]) -> int:
     finally:
         stop_redis()
     results["rows"] = [
-        summary(backend, setup, data["raw"])
+        summary(backend, setup)
         for backend, data in results["backends"].items()
         for setup in data["setups"]
     ]

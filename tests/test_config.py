@@ -11,7 +11,7 @@ from django.utils import timezone
 from booking.checks import channel_layer_check
 from booking.models import Booking
 from config import scheduler
-from config.settings.env import database_from_url, env_bool, env_int
+from config.settings.env import PREPARE_THRESHOLD, database_from_url, env_bool, env_int
 from tests.factories import make_booking
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -55,6 +55,13 @@ def test_database_urls(tmp_path):
     assert pg["CONN_MAX_AGE"] == 0 and pg["OPTIONS"]["pool"]["max_size"] == 4
     assert pg["OPTIONS"]["sslmode"] == "require"
     assert "pool" not in database_from_url("postgres://u@h/db", pool_max=0)["OPTIONS"]
+    # Bound on the server and prepared on reuse, unless a pooler in front cannot keep
+    # prepared statements.
+    assert pg["OPTIONS"]["server_side_binding"] is True
+    assert pg["OPTIONS"]["prepare_threshold"] == PREPARE_THRESHOLD
+    unprepared = database_from_url("postgres://u@h/db", pool_max=4, prepared=False)
+    assert unprepared["OPTIONS"]["prepare_threshold"] is None
+    assert unprepared["OPTIONS"]["server_side_binding"] is True
     with pytest.raises(ImproperlyConfigured):
         database_from_url("mysql://x/y", pool_max=1)
 

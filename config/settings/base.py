@@ -75,7 +75,13 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
-DATABASES = {"default": database_from_url(DATABASE_URL, pool_max=env_int("DATABASE_POOL_MAX", 8))}
+DATABASES = {
+    "default": database_from_url(
+        DATABASE_URL,
+        pool_max=env_int("DATABASE_POOL_MAX", 8),
+        prepared=env_bool("DATABASE_PREPARED_STATEMENTS", True),
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Throttle counters must be shared by every web process and must not depend on Redis.

@@ -39,3 +39,43 @@ def test_a_booking_made_by_the_api_reads_back_like_one_made_by_the_orm(lab, stud
     assert stored.status == "booked" and stored.cancel_reason == ""
     assert stored.started_at is None and stored.cancelled_at is None
     assert stored.reference == made.json()["reference"]
+
+
+def test_on_postgresql_the_hot_path_statements_are_prepared_once_per_connection(
+    lab, student_client
+):
+    """PostgreSQL parses and plans the booking statements once per pooled connection: with
+    server-side binding psycopg prepares a statement from its fifth run on a connection."""
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from config.settings.env import PREPARE_THRESHOLD
+
+    base = (timezone.now() + timedelta(hours=1)).replace(microsecond=0)
+    for n in range(PREPARE_THRESHOLD + 1):
+        start = base + timedelta(minutes=10 * n)
+        made = student_client.post(
+            "/api/v1/bookings/",
+            {
+                "pool": lab.pool.slug,
+                "experiment": lab.pend00.slug,
+                "start": start.isoformat(),
+                "end": (start + timedelta(minutes=10)).isoformat(),
+            },
+            content_type="application/json",
+        )
+        assert made.status_code == 201, made.content
+        cancelled = student_client.post(f"/api/v1/bookings/{made.json()['id']}/cancel/")
+        assert cancelled.status_code == 200, cancelled.content
+    options = connection.settings_dict["OPTIONS"]
+    if connection.vendor != "postgresql":
+        assert "prepare_threshold" not in options and "server_side_binding" not in options
+        return
+    assert options["server_side_binding"] is True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("FOR UPDATE" in text and "booking_pool" in text for text in prepared), prepared
+    assert any("INSERT INTO booking_booking" in text for text in prepared), prepared
