@@ -68,7 +68,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
 sys.path.insert(0, str(common.ROOT))
-from booking.sql import AROUND_SQL, INSERT_SQL, catalogue_sql  # noqa: E402  (no Django)
+from booking.sql import (  # noqa: E402  (no Django)
+    AROUND_SQL,
+    INSERT_IN_TURN_SQL,
+    INSERT_SQL,
+    catalogue_sql,
+)
 from config.settings.env import PREPARE_THRESHOLD  # noqa: E402  (no Django settings)
 
 CLIENTS = 32
@@ -403,8 +408,11 @@ class Database:
         fails the transaction, and book() runs it again)."""
         booking_id = uuid.uuid4()
         reference = "".join(random.choices(REFERENCE_ALPHABET, k=6))
-        key = booking_id if self.backend == "postgres" else booking_id.hex
-        conn.execute(self.sql(INSERT_SQL), (key, reference, *values))
+        if self.backend == "postgres":  # the insert takes the experiment's turn first
+            experiment = values[2]
+            conn.execute(INSERT_IN_TURN_SQL, (booking_id, reference, *values, experiment))
+        else:
+            conn.execute(self.sql(INSERT_SQL), (booking_id.hex, reference, *values))
 
 
 def raw_floor(db: Database, lab: dict, count: int, seconds: float) -> dict:

@@ -38,11 +38,27 @@ QUOTA_SQL = 'OR (b.start < %s AND b."end" > %s)'
 USER_LOCK_SQL = "SELECT id FROM auth_user WHERE id = %s FOR UPDATE"
 LOCK_USER_SQL = f"WITH me AS ({USER_LOCK_SQL})\n"
 LOCKED_SQL = "JOIN me ON TRUE"
-INSERT_SQL = """
+INSERT_TEMPLATE = """
 INSERT INTO booking_booking (id, reference, user_id, pool_id, experiment_id, start, "end",
     booked_end, status, created_at, started_at, cancelled_at, cancelled_by_id, cancel_reason)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL, '')
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL, {reason})
 """
+
+# An experiment's turn (PostgreSQL). Two overlapping bookings of one experiment written at the
+# same moment each find the other's uncommitted row through the exclusion constraint and wait
+# for each other; PostgreSQL breaks that deadlock only after deadlock_timeout (1 s), failing
+# one of them with a deadlock error instead of a violation. So every write of an experiment's
+# slots first takes its turn, an advisory lock held to the end of the transaction: the writes
+# of one experiment follow one another, and the loser of a race meets the winner's committed
+# row, a plain violation (409), at once. Writes to different experiments never wait.
+SLOTS_LOCK_CLASS = 0x6C62  # the advisory locks' first key: "an experiment's slots"
+TAKE_TURN_SQL = f"SELECT pg_advisory_xact_lock({SLOTS_LOCK_CLASS}, %s)"
+# The insert takes the turn itself (no extra round trip): the scalar subquery runs before the
+# row exists, so the lock is held before the constraint is checked. Parameters: INSERT_SQL's,
+# then the experiment.
+TURN_THEN_EMPTY = f"(SELECT '' FROM ({TAKE_TURN_SQL}) AS turn)"  # noqa: S608 - constants only
+INSERT_SQL = INSERT_TEMPLATE.format(reason="''")
+INSERT_IN_TURN_SQL = INSERT_TEMPLATE.format(reason=TURN_THEN_EMPTY)
 
 
 def catalogue_sql(*, lock: bool, one_experiment: bool) -> str:

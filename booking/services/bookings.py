@@ -15,7 +15,15 @@ from booking.models import Booking, BookingStatus, Experiment, Pool, Window, Win
 from booking.models.bookings import ACTIVE_STATUSES
 from booking.notifications import booking_confirmation_enqueue
 from booking.policy import pool_policy
-from booking.sql import AROUND_SQL, INSERT_SQL, QUOTA_SQL, USER_LOCK_SQL, catalogue_sql
+from booking.sql import (
+    AROUND_SQL,
+    INSERT_IN_TURN_SQL,
+    INSERT_SQL,
+    QUOTA_SQL,
+    TAKE_TURN_SQL,
+    USER_LOCK_SQL,
+    catalogue_sql,
+)
 
 OVERLAP_CONSTRAINT = "booking_no_overlap"
 REFERENCE_ATTEMPTS = 8
@@ -198,12 +206,22 @@ def _bookings_around(
     return held, counted, busy
 
 
+def _take_turn(experiment_id: int) -> None:
+    """Wait for the experiment's turn to write its slots (booking/sql.py says why). On SQLite
+    the IMMEDIATE transaction already holds the database's write lock."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(TAKE_TURN_SQL, [experiment_id])
+
+
 def _insert(booking: Booking) -> None:
-    """INSERT_SQL for a new booking (the ORM's save() costs more than the statement)."""
+    """INSERT_SQL for a new booking (the ORM's save() costs more than the statement); on
+    PostgreSQL the same statement first takes the experiment's turn."""
     adapt = connection.ops.adapt_datetimefield_value
+    in_turn = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         cursor.execute(
-            INSERT_SQL,
+            INSERT_IN_TURN_SQL if in_turn else INSERT_SQL,
             [
                 Booking._meta.pk.get_db_prep_value(booking.pk, connection),
                 booking.reference,
@@ -215,6 +233,7 @@ def _insert(booking: Booking) -> None:
                 adapt(booking.booked_end),
                 booking.status,
                 adapt(booking.created_at),
+                *([booking.experiment_id] if in_turn else []),
             ],
         )
     booking._state.adding = False
@@ -351,6 +370,7 @@ def booking_extend(
             raise rule_error("extension_blocked")
         old_end = locked.end
         locked.end = new_end
+        _take_turn(locked.experiment_id)
         try:
             with transaction.atomic():
                 locked.save(update_fields=["end"])

@@ -163,3 +163,134 @@ def test_the_backend_itself_guards_against_overlap(lab):
                 other.execute("BEGIN IMMEDIATE")
         finally:
             other.close()
+
+
+def _wait_for_a_writer_to_wait_for_its_turn(experiment) -> None:
+    """PostgreSQL: until another connection waits for the experiment's turn. (A SQLite
+    writer waits inside the library's busy handler, which nothing outside can see.)"""
+    if connection.vendor != "postgresql":
+        return
+    from booking.sql import SLOTS_LOCK_CLASS
+    from tests.support.processes import wait_until
+
+    waiting = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND classid = %s AND objid = %s"
+    )
+
+    def waits() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(waiting, [SLOTS_LOCK_CLASS, experiment.pk])
+            return cursor.fetchone()[0] == 1
+
+    wait_until(waits, timeout=10, what="a writer to wait for the experiment's turn")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_booking_racing_an_uncommitted_overlap_waits_for_it_then_gets_409(lab):
+    """Two overlapping bookings of one experiment written at the same moment. Left to the
+    exclusion constraint alone, each would wait for the other's transaction until PostgreSQL
+    broke the deadlock after a second with an error (a 503). Here the later one waits for the
+    experiment's turn, before its row exists, and then gets a 409 at once."""
+    from booking.services.bookings import booking_create
+
+    start = (timezone.now() + timedelta(hours=1)).replace(microsecond=0)
+    end = start + timedelta(minutes=30)
+    inserted, release = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def first() -> None:  # books, then holds its transaction open
+        try:
+            with transaction.atomic():
+                booking_create(
+                    user=lab.student2,
+                    pool_slug="pendulums",
+                    experiment_slug="pend00",
+                    start=start,
+                    end=end,
+                    now=timezone.now(),
+                )
+                inserted.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            response = client_for(lab.student).post(
+                "/api/v1/bookings/",
+                {
+                    "pool": "pendulums",
+                    "experiment": "pend00",
+                    "start": (start + timedelta(minutes=10)).isoformat(),
+                    "end": (end + timedelta(minutes=10)).isoformat(),
+                },
+                content_type="application/json",
+            )
+            outcome.update(status=response.status_code, body=response.json())
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    try:
+        assert inserted.wait(timeout=30)
+        racer = threading.Thread(target=second)
+        racer.start()
+        _wait_for_a_writer_to_wait_for_its_turn(lab.pend00)
+        assert not outcome  # it cannot finish while the first transaction is open
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    racer.join(timeout=30)
+    assert not racer.is_alive()
+    assert outcome["status"] == 409 and outcome["body"]["code"] == "slot_taken", outcome
+    assert [b.user for b in _assert_no_overlap()] == [lab.student2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_extension_waits_for_the_experiments_turn(lab):
+    """An extension writes the experiment's slots too, so it takes the same turn as a new
+    booking (no deadlock between an extension and an overlapping insert)."""
+    from booking.sql import TAKE_TURN_SQL
+
+    running = make_booking(lab.student, lab.pool, lab.pend00, timezone.now() - timedelta(minutes=2))
+    held, release = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def holder() -> None:  # holds the turn (PostgreSQL) or the write lock (SQLite)
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                if connection.vendor == "postgresql":
+                    cursor.execute(TAKE_TURN_SQL, [lab.pend00.pk])
+                else:
+                    Booking.objects.filter(pk__isnull=True).update(status="booked")
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    def extend() -> None:
+        try:
+            response = client_for(lab.student).post(
+                f"/api/v1/bookings/{running.pk}/extend/", {}, content_type="application/json"
+            )
+            outcome.update(status=response.status_code, body=response.json())
+        finally:
+            connections.close_all()
+
+    holding = threading.Thread(target=holder)
+    holding.start()
+    try:
+        assert held.wait(timeout=30)
+        racer = threading.Thread(target=extend)
+        racer.start()
+        _wait_for_a_writer_to_wait_for_its_turn(lab.pend00)
+        assert not outcome
+    finally:
+        release.set()
+        holding.join(timeout=30)
+    racer.join(timeout=30)
+    assert outcome["status"] == 200, outcome
+    running.refresh_from_db()
+    assert running.end > running.booked_end
