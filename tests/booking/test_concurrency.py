@@ -186,6 +186,44 @@ def _wait_for_a_writer_to_wait_for_its_turn(experiment) -> None:
     wait_until(waits, timeout=10, what="a writer to wait for the experiment's turn")
 
 
+def _request_behind_an_open_transaction(hold, request, experiment) -> dict:
+    """Runs `hold()` in a transaction on one thread and keeps it open; then `request()` (a
+    client call) on another, which must wait for it (on PostgreSQL, for the experiment's
+    turn); then lets the first commit. Returns the status and body `request()` got."""
+    held, release = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                hold()
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    def racer() -> None:
+        try:
+            response = request()
+            outcome.update(status=response.status_code, body=response.json())
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=holder), threading.Thread(target=racer)]
+    threads[0].start()
+    try:
+        assert held.wait(timeout=30)
+        threads[1].start()
+        _wait_for_a_writer_to_wait_for_its_turn(experiment)
+        assert not outcome  # it cannot finish while the first transaction is open
+    finally:
+        release.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    return outcome
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_booking_racing_an_uncommitted_overlap_waits_for_it_then_gets_409(lab):
     """Two overlapping bookings of one experiment written at the same moment. Left to the
@@ -196,54 +234,29 @@ def test_a_booking_racing_an_uncommitted_overlap_waits_for_it_then_gets_409(lab)
 
     start = (timezone.now() + timedelta(hours=1)).replace(microsecond=0)
     end = start + timedelta(minutes=30)
-    inserted, release = threading.Event(), threading.Event()
-    outcome: dict = {}
 
-    def first() -> None:  # books, then holds its transaction open
-        try:
-            with transaction.atomic():
-                booking_create(
-                    user=lab.student2,
-                    pool_slug="pendulums",
-                    experiment_slug="pend00",
-                    start=start,
-                    end=end,
-                    now=timezone.now(),
-                )
-                inserted.set()
-                release.wait(timeout=30)
-        finally:
-            connections.close_all()
+    def book_first() -> None:
+        booking_create(
+            user=lab.student2,
+            pool_slug="pendulums",
+            experiment_slug="pend00",
+            start=start,
+            end=end,
+            now=timezone.now(),
+        )
 
-    def second() -> None:
-        try:
-            response = client_for(lab.student).post(
-                "/api/v1/bookings/",
-                {
-                    "pool": "pendulums",
-                    "experiment": "pend00",
-                    "start": (start + timedelta(minutes=10)).isoformat(),
-                    "end": (end + timedelta(minutes=10)).isoformat(),
-                },
-                content_type="application/json",
-            )
-            outcome.update(status=response.status_code, body=response.json())
-        finally:
-            connections.close_all()
+    def book_overlapping():
+        body = {
+            "pool": "pendulums",
+            "experiment": "pend00",
+            "start": (start + timedelta(minutes=10)).isoformat(),
+            "end": (end + timedelta(minutes=10)).isoformat(),
+        }
+        return client_for(lab.student).post(
+            "/api/v1/bookings/", body, content_type="application/json"
+        )
 
-    holder = threading.Thread(target=first)
-    holder.start()
-    try:
-        assert inserted.wait(timeout=30)
-        racer = threading.Thread(target=second)
-        racer.start()
-        _wait_for_a_writer_to_wait_for_its_turn(lab.pend00)
-        assert not outcome  # it cannot finish while the first transaction is open
-    finally:
-        release.set()
-        holder.join(timeout=30)
-    racer.join(timeout=30)
-    assert not racer.is_alive()
+    outcome = _request_behind_an_open_transaction(book_first, book_overlapping, lab.pend00)
     assert outcome["status"] == 409 and outcome["body"]["code"] == "slot_taken", outcome
     assert [b.user for b in _assert_no_overlap()] == [lab.student2]
 
@@ -255,42 +268,20 @@ def test_an_extension_waits_for_the_experiments_turn(lab):
     from booking.sql import TAKE_TURN_SQL
 
     running = make_booking(lab.student, lab.pool, lab.pend00, timezone.now() - timedelta(minutes=2))
-    held, release = threading.Event(), threading.Event()
-    outcome: dict = {}
 
-    def holder() -> None:  # holds the turn (PostgreSQL) or the write lock (SQLite)
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    cursor.execute(TAKE_TURN_SQL, [lab.pend00.pk])
-                else:
-                    Booking.objects.filter(pk__isnull=True).update(status="booked")
-                held.set()
-                release.wait(timeout=30)
-        finally:
-            connections.close_all()
+    def hold_the_turn() -> None:  # the turn on PostgreSQL, the write lock on SQLite
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(TAKE_TURN_SQL, [lab.pend00.pk])
+            else:
+                Booking.objects.filter(pk__isnull=True).update(status="booked")
 
-    def extend() -> None:
-        try:
-            response = client_for(lab.student).post(
-                f"/api/v1/bookings/{running.pk}/extend/", {}, content_type="application/json"
-            )
-            outcome.update(status=response.status_code, body=response.json())
-        finally:
-            connections.close_all()
+    def extend():
+        return client_for(lab.student).post(
+            f"/api/v1/bookings/{running.pk}/extend/", {}, content_type="application/json"
+        )
 
-    holding = threading.Thread(target=holder)
-    holding.start()
-    try:
-        assert held.wait(timeout=30)
-        racer = threading.Thread(target=extend)
-        racer.start()
-        _wait_for_a_writer_to_wait_for_its_turn(lab.pend00)
-        assert not outcome
-    finally:
-        release.set()
-        holding.join(timeout=30)
-    racer.join(timeout=30)
+    outcome = _request_behind_an_open_transaction(hold_the_turn, extend, lab.pend00)
     assert outcome["status"] == 200, outcome
     running.refresh_from_db()
     assert running.end > running.booked_end
