@@ -243,11 +243,17 @@ def start_daphne(
 
 
 def start_gunicorn(
-    workers: int, env: dict[str, str], logdir: Path, *, threads: int = 0
+    workers: int,
+    env: dict[str, str],
+    logdir: Path,
+    *,
+    threads: int = 0,
+    app: str = "config.wsgi:application",
+    chdir: Path = ROOT,
 ) -> WebServer:
-    """The WSGI application under gunicorn (no access log, its default): sync workers, or
-    with `threads` gthread workers of that many threads each (they keep connections
-    alive)."""
+    """The WSGI application (`app`, importable from `chdir`) under gunicorn (no access log,
+    its default): sync workers, or with `threads` gthread workers of that many threads each
+    (they keep connections alive)."""
     port = free_port()
     url = f"http://{HOST}:{port}"
     kind = f"gthread x{workers}x{threads}" if threads else f"sync x{workers}"
@@ -263,7 +269,9 @@ def start_gunicorn(
         f"{HOST}:{port}",
         "--log-level",
         "warning",
-        "config.wsgi:application",
+        "--chdir",
+        str(chdir),
+        app,
     ]
     server.processes.append(_spawn(args, env | {"PLATFORM_URL": url}, log))
     server.logs.append(log)

@@ -33,6 +33,7 @@ Celery broker (private servers from scripts/services.py), JOBS_IN_PROCESS=0.
     .venv/bin/python benchmarks/booking_contention.py            # everything, a table
     .venv/bin/python benchmarks/booking_contention.py --json     # the same, as JSON
     .venv/bin/python benchmarks/booking_contention.py --profile  # where one booking's time goes
+    .venv/bin/python benchmarks/booking_contention.py --http-floor 2  # gunicorn, no Django
 
 gunicorn is not a dependency of the project: `.venv/bin/pip install gunicorn` before the run
 (set-ups whose server is missing are skipped with a note). --profile uses pyinstrument when
@@ -924,6 +925,55 @@ def run_profile(requests: int, settings: str, out: Path | None) -> int:
 # --- a whole run -----------------------------------------------------------------------
 
 
+def run_http_floor(workers: int, rounds: int, seconds: float) -> int:
+    """The booking POSTs of the uncontended phase, from the same client, against gunicorn
+    serving an application that does nothing (benchmarks/_http_floor_app.py): the HTTP
+    server's and the client's share of a booking, without Django."""
+    svc = common.services()
+    svc.exit_on_signals()
+    tmpdir = svc.make_tmpdir("labbook-bench-")
+    lab = {  # what the client reads from a lab; nothing checks it
+        "pool": {"slug": "floor"},
+        "experiments": [{"slug": f"floor-{i}"} for i in range(EXPERIMENTS)],
+        "users": [{"session": "none", "csrf": "none"}] * CLIENTS,
+    }
+    server = common.start_gunicorn(
+        workers, os.environ.copy(), tmpdir, app="_http_floor_app:app", chdir=Path(__file__).parent
+    )
+    rows = []
+    try:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as client:
+            client_pid = client.submit(os.getpid).result()
+            for _ in range(rounds):
+                job = (server.urls, lab, "uncontended", phase_base(), 1_000_000, seconds)
+                with common.cpu_used({"server": server.pids, "client": [client_pid]}) as cores:
+                    calm = client.submit(load, *job).result()
+                rows.append(
+                    {
+                        "rate": calm["rate"],
+                        "p50_ms": calm["p50_ms"],
+                        "p99_ms": calm["p99_ms"],
+                        "server_ms": 1000 * cores["server"] / calm["rate"],
+                        "client_ms": 1000 * cores["client"] / calm["rate"],
+                    }
+                )
+    finally:
+        server.stop()
+    print(
+        f"HTTP floor: gunicorn {gunicorn_version()}, {workers} sync workers, an application "
+        f"that answers 201 at once; {CLIENTS} clients, {seconds:.0f} s per round"
+    )
+    columns: list[common.Column] = [
+        ("requests/s", "rate", ".0f"),
+        ("p50 ms", "p50_ms", ".1f"),
+        ("p99 ms", "p99_ms", ".1f"),
+        ("server CPU ms/req", "server_ms", ".2f"),
+        ("client CPU ms/req", "client_ms", ".2f"),
+    ]
+    print(common.table(rows, columns))
+    return 0
+
+
 def gunicorn_version() -> str | None:
     with contextlib.suppress(ImportError):
         from importlib.metadata import version
@@ -995,9 +1045,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile", action="store_true", help="profile one booking POST")
     parser.add_argument("--profile-requests", type=int, default=500)
     parser.add_argument("--profile-out", type=Path, help="also save the whole profile here")
+    parser.add_argument(
+        "--http-floor",
+        type=int,
+        metavar="WORKERS",
+        help="only the HTTP server and client's cost: gunicorn workers serving no application",
+    )
     args = parser.parse_args(argv)
     if args.profile:
         return run_profile(args.profile_requests, args.settings, args.profile_out)
+    if args.http_floor:
+        return run_http_floor(args.http_floor, rounds=3, seconds=args.seconds or 10.0)
     phases = dict(PHASES)
     for name in ("uncontended", "contended"):
         count, seconds = phases[name]
