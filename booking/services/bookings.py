@@ -29,15 +29,18 @@ OVERLAP_CONSTRAINT = "booking_no_overlap"
 REFERENCE_ATTEMPTS = 8
 
 
-def _lock_user(user: AbstractBaseUser) -> None:
-    """Serialise one user's bookings so that max_bookings and the quota hold under races
-    (booking_create takes the same lock inside its catalogue read).
-
-    On SQLite the IMMEDIATE transaction already holds the database's write lock.
-    """
+def _lock_on_postgresql(sql: str, key: int) -> None:
+    """Run one locking statement on PostgreSQL. On SQLite the IMMEDIATE transaction already
+    holds the database's write lock."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(USER_LOCK_SQL, [user.pk])
+            cursor.execute(sql, [key])
+
+
+def _lock_user(user: AbstractBaseUser) -> None:
+    """Serialise one user's bookings so that max_bookings and the quota hold under races
+    (booking_create takes the same lock inside its catalogue read)."""
+    _lock_on_postgresql(USER_LOCK_SQL, user.pk)
 
 
 POOL_COLUMNS = (
@@ -207,11 +210,8 @@ def _bookings_around(
 
 
 def _take_turn(experiment_id: int) -> None:
-    """Wait for the experiment's turn to write its slots (booking/sql.py says why). On SQLite
-    the IMMEDIATE transaction already holds the database's write lock."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(TAKE_TURN_SQL, [experiment_id])
+    """Wait for the experiment's turn to write its slots (booking/sql.py says why)."""
+    _lock_on_postgresql(TAKE_TURN_SQL, experiment_id)
 
 
 def _insert(booking: Booking) -> None:
