@@ -497,7 +497,7 @@ def run_setup(setup: str, env: dict[str, str], ctx: dict) -> dict:
     groups = {"server": rest_pids, "client": [ctx["client_pid"]], **ctx["database_pids"]}
     groups |= {f"process {pid}": [pid] for pid in _leaves(rest_pids)}
     try:
-        with common.RssSampler(all_pids) as rss, common.RssSampler(rest_pids) as rss_rest:
+        with common.RssSampler(all_pids, parts={"rest": rest_pids}) as rss:
             warm = phase("warmup")
             if warm["statuses"].get("GET 200") != CLIENTS or warm["errors"]:
                 raise RuntimeError(f"{setup}: the warm-up failed: {warm}")
@@ -524,7 +524,7 @@ def run_setup(setup: str, env: dict[str, str], ctx: dict) -> dict:
         "cores": {name: round(value, 2) for name, value in cores.items()},
         "server_cpu_ms_per_request": 1000 * cores["server"] / max(1e-9, calm["rate"]),
         "peak_rss_mb": rss.peak_mb,
-        "peak_rss_rest_mb": rss_rest.peak_mb,
+        "peak_rss_rest_mb": rss.part_peak_mb("rest"),
         "peak_pss_mb": rss.peak_pss_mb,
     }
 
