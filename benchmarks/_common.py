@@ -415,8 +415,8 @@ class RssSampler:
         pids = {pid for root in self.roots for pid in self._trees[root]}
         self.peak_pss = max(self.peak_pss, sum(pss_bytes(pid) for pid in pids))
 
-    def sample(self) -> int:
-        if self.samples % self.slow_every == 0:
+    def sample(self, *, refresh: bool = False) -> int:
+        if refresh or self.samples % self.slow_every == 0:
             self._refresh()
         rss = {pid: rss_bytes(pid) for tree in self._trees.values() for pid in tree}
 
@@ -442,8 +442,7 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.samples = 0  # the last sample reads PSS too
-        self.sample()
+        self.sample(refresh=True)  # the last sample reads PSS too
 
     @property
     def peak_mb(self) -> float:
