@@ -1,4 +1,4 @@
-# The application image: web (daphne), worker and beat (Celery) and migrate all run it.
+# The application image: web (uvicorn), worker and beat (Celery) and migrate all run it.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,4 +19,4 @@ RUN useradd --system --no-create-home app \
 
 USER app
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "config.asgi:application"]
+CMD ["uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--lifespan", "off", "--proxy-headers", "--forwarded-allow-ips", "*", "--no-access-log", "--timeout-keep-alive", "75"]

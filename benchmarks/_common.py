@@ -242,6 +242,41 @@ def start_daphne(
     return server
 
 
+# The web processes' options in production (docker-compose.yml's web services, less the
+# address, which tests/deployment holds equal to these).
+UVICORN_OPTIONS = (
+    "--loop uvloop --http httptools --ws websockets --lifespan off "
+    "--proxy-headers --forwarded-allow-ips * --no-access-log --timeout-keep-alive 75"
+).split()
+
+
+def start_uvicorn(processes: int, env: dict[str, str], logdir: Path) -> WebServer:
+    """The production web processes: uvicorn, each on a port of its own as behind the
+    proxy's upstream list (docs/operations.md), serving HTTP and websockets."""
+    server = WebServer(f"uvicorn x{processes}", [])
+    try:
+        for _ in range(processes):
+            port = free_port()
+            url = f"http://{HOST}:{port}"
+            args = [str(BIN / "uvicorn"), "config.asgi:application", "--host", HOST]
+            args += ["--port", str(port), *UVICORN_OPTIONS]
+            log = logdir / f"uvicorn-{port}.log"
+            server.processes.append(_spawn(args, env | {"PLATFORM_URL": url}, log))
+            server.logs.append(log)
+            server.urls.append(url)
+        for url in server.urls:
+            wait_http(url + "/", server)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def start_web(processes: int, env: dict[str, str], logdir: Path) -> WebServer:
+    """The web processes as production runs them (docker-compose.yml)."""
+    return start_uvicorn(processes, env, logdir)
+
+
 def start_gunicorn(
     workers: int,
     env: dict[str, str],

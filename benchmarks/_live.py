@@ -1,7 +1,7 @@
 """Helpers for the benchmarks that run the platform live and also use Django in-process.
 
 A benchmark starts private servers (scripts/services.py), migrates a fresh database, and
-sets Django up in its own process with the very environment its daphne processes get (same
+sets Django up in its own process with the very environment its web processes get (same
 database, same Redis, same secret key, so session codes derived here are valid there).
 It then makes its lab in bulk with the ORM and the services, and drives the servers over
 loopback. Every wait and every loop here is bounded.

@@ -1,12 +1,13 @@
 """What an availability query costs with 1,000 and with 1,000,000 stored bookings.
 
-PostgreSQL from scripts/services.py; one daphne process with the production environment of
-docs/operations.md. The lab: 25 pools of 4 experiments, 5,000 students in one cohort. The
-same "next week" is stored at both sizes: 1,000 booked slots over the next 7 days, spread
-over every experiment (10 each). The large size adds 999,000 past bookings (ended, cancelled,
-no-shows; about two years of a 60 % occupied timetable on every experiment), bulk loaded
-with COPY, so that the pool under test holds its share (4 %) of everything stored, as a
-real lab's history grows. Both sizes are vacuumed and analysed before they are measured.
+PostgreSQL from scripts/services.py; one web process (uvicorn, as in production) with the
+production environment of docs/operations.md. The lab: 25 pools of 4 experiments, 5,000
+students in one cohort. The same "next week" is stored at both sizes: 1,000 booked slots
+over the next 7 days, spread over every experiment (10 each). The large size adds 999,000
+past bookings (ended, cancelled, no-shows; about two years of a 60 % occupied timetable on
+every experiment), bulk loaded with COPY, so that the pool under test holds its share (4 %)
+of everything stored, as a real lab's history grows. Both sizes are vacuumed and analysed
+before they are measured.
 
 At each size, for a one-day and a one-week range from now on the pool under test:
 
@@ -296,7 +297,7 @@ def run(args: argparse.Namespace) -> dict:
         base = (lab["now"] + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
         rows, copy_s = copy_bookings(stack.database_url, next_week(lab, base))
         results["small_copy"] = {"rows": rows, "seconds": copy_s}
-        server = common.start_daphne(1, stack.env, stack.logdir)
+        server = common.start_web(1, stack.env, stack.logdir)
         try:
             live.quiet(args.quiet_wait, "small")
             with live.other_load() as load:

@@ -4,13 +4,17 @@ For each database (a private PostgreSQL server, a SQLite file) and each serving 
 one aiohttp client process runs 32 logged-in students through the real session and CSRF
 checks. Set-ups (--setups):
 
-- daphne:N      N daphne processes, each on its own port; the client takes the ports in
-                turn for each request, as the proxy's upstream list does (docs/operations.md);
+- uvicorn:N     N uvicorn processes (production's web processes, serving HTTP and
+                websockets), each on its own port;
+- daphne:N      N daphne processes, each on its own port;
 - daphne-fd:N   N daphne processes accepting from one shared socket (`daphne --fd`);
 - gunicorn:N    gunicorn with N sync workers for the REST API, beside one daphne for the
                 websockets (its memory counts for the set-up; it takes no requests here);
 - gthread:NxT   the same with N gthread workers of T threads each (they keep connections
                 alive).
+
+With several ports, each request goes to the port with the fewest requests in flight, as
+the proxy's `least_conn` upstream does (docs/operations.md).
 
 Phases, each bounded in requests and seconds:
 
@@ -90,7 +94,7 @@ PHASES = {
     "contended": (1000, 10.0),
     "raw": (4000, 10.0),
 }
-SETUPS = ("daphne:1", "daphne:2", "gunicorn:3")
+SETUPS = ("uvicorn:2", "daphne:2", "gunicorn:2")
 BACKENDS = ("postgres", "sqlite")
 ACTIVE = ("booked", "started")
 TARGETS = {"p99_ms": 100.0, "api_raw": 0.30, "double": 0, "errors": 0, "rss_mb": 250.0}
@@ -198,7 +202,8 @@ def booking_for(mode: str, n: int, lab: dict, base: datetime) -> tuple[dict, dat
 
 
 def load(urls: list[str], lab: dict, mode: str, base: datetime, count: int, seconds: float) -> dict:
-    """One phase from CLIENTS concurrent clients; request n goes to urls[n % len(urls)]."""
+    """One phase from CLIENTS concurrent clients; each request goes to the url with the fewest
+    requests in flight (ties broken at random), as nginx's `least_conn`."""
     return asyncio.run(_load(urls, lab, mode, base, count, seconds))
 
 
@@ -213,6 +218,7 @@ async def _load(
     samples: dict[str, str] = {}
     expected = {"201", "409"} if mode == "contended" else {"201"}
     deadline = time.monotonic() + seconds
+    in_flight = dict.fromkeys(urls, 0)
 
     async def client(http: aiohttp.ClientSession, index: int, user: dict) -> None:
         nonlocal issued
@@ -229,7 +235,8 @@ async def _load(
         while issued < count and time.monotonic() < deadline:
             n = issued
             issued += 1
-            url = urls[n % len(urls)]
+            url = min(urls, key=lambda u: (in_flight[u], random.random()))
+            in_flight[url] += 1
             headers["Origin"] = url  # as a browser on that address would send it
             experiment, start, end = booking_for(mode, n, lab, base)
             body = json.dumps(
@@ -247,6 +254,7 @@ async def _load(
                     status = str(response.status)
             except (aiohttp.ClientError, TimeoutError) as error:
                 status, text = f"exception {type(error).__name__}", str(error)
+            in_flight[url] -= 1
             latencies.append((time.perf_counter() - began) * 1000)
             statuses[status] += 1
             if status not in expected:
@@ -452,6 +460,8 @@ def start_setup(setup: str, env: dict[str, str], logdir: Path) -> list[common.We
     kind, _, count = setup.partition(":")
     count, _, threads = count.partition("x")
     processes = int(count or 1)
+    if kind == "uvicorn":
+        return [common.start_uvicorn(processes, env | {"WEB_PROCESSES": str(processes)}, logdir)]
     if kind in ("daphne", "daphne-fd"):
         env = env | {"WEB_PROCESSES": str(processes)}
         shared = kind == "daphne-fd"
@@ -467,7 +477,8 @@ def start_setup(setup: str, env: dict[str, str], logdir: Path) -> list[common.We
         except BaseException:
             rest.stop()
             raise
-    raise ValueError(f"unknown set-up {setup!r} (daphne:N, daphne-fd:N, gunicorn:N or gthread:NxT)")
+    kinds = "uvicorn:N, daphne:N, daphne-fd:N, gunicorn:N or gthread:NxT"
+    raise ValueError(f"unknown set-up {setup!r} ({kinds})")
 
 
 def _leaves(roots: list[int]) -> list[int]:
@@ -593,7 +604,8 @@ def report(results: dict) -> str:
     m = results["machine"]
     lines = [
         f"Booking contention, {m['date']}: {m['nproc']} CPUs ({m['cpu']}), "
-        f"Python {m['python']}, code {m['code']}, gunicorn {results['gunicorn'] or 'absent'}",
+        f"Python {m['python']}, code {m['code']}, "
+        f"uvicorn {results.get('uvicorn') or 'absent'}, gunicorn {results['gunicorn'] or 'absent'}",
         f"{CLIENTS} clients; per phase at most (requests, seconds): {results['phases']}",
         f"load average before the run: {results['loadavg']}",
         "",
@@ -974,12 +986,17 @@ def run_http_floor(workers: int, rounds: int, seconds: float) -> int:
     return 0
 
 
-def gunicorn_version() -> str | None:
-    with contextlib.suppress(ImportError):
-        from importlib.metadata import version
+def package_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
 
-        return version("gunicorn")
-    return None
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def gunicorn_version() -> str | None:
+    return package_version("gunicorn")
 
 
 def run_backend(backend: str, setups: list[str], ctx: dict, args: argparse.Namespace) -> dict:
@@ -1028,7 +1045,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--setups",
         default=",".join(SETUPS),
-        help="daphne:N, daphne-fd:N, gunicorn:N, gthread:NxT",
+        help="uvicorn:N, daphne:N, daphne-fd:N, gunicorn:N, gthread:NxT",
     )
     parser.add_argument("--pool-max", type=int, default=8, help="DATABASE_POOL_MAX")
     parser.add_argument("--requests", type=int, help="requests in each API phase")
@@ -1077,6 +1094,7 @@ def main(argv: list[str]) -> int:
     results: dict = {
         "machine": common.machine(),
         "gunicorn": gunicorn_version(),
+        "uvicorn": package_version("uvicorn"),
         "clients": CLIENTS,
         "phases": phases,
         "pool_max": args.pool_max,

@@ -1,13 +1,13 @@
 """How fast a cancelled session's relay connection is dropped, and what the feed costs.
 
-The whole chain runs live on loopback: one daphne process with the production environment of
-docs/operations.md (PostgreSQL and Redis from scripts/services.py), two practable-style test
-relays (tests/support/practable_relay.py), and, for the poll-only mode, the relay agent
-(`manage.py relay_agent`, its default interval of 5 s). Each cancellation: a started
-session's data stream is opened through the relay (token POSTed raw, websocket on the
-one-time URI), the session is cancelled through the API (POST /api/v1/session/cancel/ with
-the session code), and the time is taken from the cancel response arriving to the relay
-dropping the websocket.
+The whole chain runs live on loopback: one web process (uvicorn, as in production) with the
+production environment of docs/operations.md (PostgreSQL and Redis from
+scripts/services.py), two practable-style test relays (tests/support/practable_relay.py),
+and, for the poll-only mode, the relay agent (`manage.py relay_agent`, its default interval
+of 5 s). Each cancellation: a started session's data stream is opened through the relay
+(token POSTed raw, websocket on the one-time URI), the session is cancelled through the API
+(POST /api/v1/session/cancel/ with the session code), and the time is taken from the cancel
+response arriving to the relay dropping the websocket.
 
 - push: the relay row has push enabled; the web process calls /bids/deny after the commit;
 - poll-only: push disabled on the relay row; only the agent, polling the feed, tells it.
@@ -434,7 +434,7 @@ def run(args: argparse.Namespace) -> dict:
             relays = [start_test_relay(secret=secret), start_test_relay(secret=secret)]
             push_url, poll_url = relays[0].url, relays[1].url
             lab = make_lab(push_url, poll_url, args.cancels)
-            server = common.start_daphne(1, stack.env, stack.logdir)
+            server = common.start_web(1, stack.env, stack.logdir)
             base_url = server.urls[0]
 
             common.say("[push] cancelling")

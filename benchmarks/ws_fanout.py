@@ -1,20 +1,20 @@
-"""An admin broadcast to 1,000 connected session sockets, across two daphne processes.
+"""An admin broadcast to 1,000 connected session sockets, across two web processes.
 
-Two daphne processes with the production environment of docs/operations.md (PostgreSQL and
-Redis from scripts/services.py, the Redis channel layer, WEB_PROCESSES=2), each on a port
-of its own. Every client is a live session: 1,000 running bookings (one per experiment of
-one pool, inserted with the ORM) whose sessions are started in this process with the
-action the session API calls. One aiohttp client process opens /ws/session/ for each, half
-on each daphne process, authenticates with the session code (Origin: the daphne's own
-address, an allowed host) and waits for `ready`.
+Two web processes (uvicorn, as docker-compose.yml runs them) with the production environment
+of docs/operations.md (PostgreSQL and Redis from scripts/services.py, the Redis channel
+layer, WEB_PROCESSES=2), each on a port of its own. Every client is a live session: 1,000
+running bookings (one per experiment of one pool, inserted with the ORM) whose sessions are
+started in this process with the action the session API calls. One aiohttp client process
+opens /ws/session/ for each, half on each web process, authenticates with the session code
+(Origin: the process's own address, an allowed host) and waits for `ready`.
 
 - broadcast: messaging.services.message_send(target="everyone") called in this process
   (Django set up here against the same database and Redis, so its channel layer is Redis),
   timed from the call to the `message` event's receipt by every client; several rounds;
 - cancel: for a sample of clients, POST /api/v1/session/cancel/ with the session code to
-  the OTHER daphne process than the one holding its socket, timed to the
+  the OTHER web process than the one holding its socket, timed to the
   `session.cancelled` event's receipt;
-- memory: the daphne processes' summed RSS (and PSS) with every client connected, minus
+- memory: the web processes' summed RSS (and PSS) with every client connected, minus
   their idle figure (after a warm-up of a few connections), per connection.
 
 Live events go out from the sender's after-commit thread; an event for many sessions goes
@@ -346,7 +346,7 @@ def run(args: argparse.Namespace) -> dict:
     with live.platform("labbook-fanout-", redis=True, WEB_PROCESSES=str(PROCESSES)) as stack:
         codes = make_lab(args.clients)
         watch_sends()
-        server = common.start_daphne(PROCESSES, stack.env, stack.logdir)
+        server = common.start_web(PROCESSES, stack.env, stack.logdir)
         context = get_context("spawn")
         pipe, child_end = context.Pipe()
         client = context.Process(
@@ -365,7 +365,7 @@ def run(args: argparse.Namespace) -> dict:
             time.sleep(SETTLE)
             results["loaded"] = memory(server.pids)
             pids = {
-                "daphne": server.pids,
+                "web": server.pids,
                 "client": [client.pid],
                 "postgres": stack.server_pids["postgres"],
             }
@@ -422,7 +422,7 @@ def report(results: dict) -> str:
     lines = [
         f"Websocket fan-out -- {m['date']}, {m['nproc']} cores, {m['cpu']}, Python {m['python']}, "
         f"code {m['code']}",
-        f"{results['clients']} /ws/session/ clients over {results['processes']} daphne processes "
+        f"{results['clients']} /ws/session/ clients over {results['processes']} uvicorn processes "
         f"(Redis channel layer), one aiohttp client process; connected in "
         f"{results['connect']['seconds']:.1f} s",
         "",
@@ -480,7 +480,7 @@ def report(results: dict) -> str:
         "",
         f"cancel sample: {c['ok']}/{c['sample']} answered 200, {c['heard']} heard "
         f"session.cancelled, {c['closed_4410']} closed with 4410",
-        f"server memory (daphne x{results['processes']}): idle RSS {idle['rss_mb']:.1f} MB "
+        f"server memory (uvicorn x{results['processes']}): idle RSS {idle['rss_mb']:.1f} MB "
         f"(PSS {idle['pss_mb']:.1f}), with {results['connect']['connected']} clients "
         f"{loaded['rss_mb']:.1f} MB (PSS {loaded['pss_mb']:.1f}), after the broadcasts "
         f"{results['after_broadcasts']['rss_mb']:.1f} MB",

@@ -163,6 +163,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 WEB_PROCESSES = env_int("WEB_PROCESSES", 1)
+# HTTP under ASGI: Django's WSGI handler on this many threads per process (config/http_bridge.py);
+# 0 gives HTTP to Django's ASGI handler instead.
+WEB_THREADS = env_int("WEB_THREADS", 2)
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

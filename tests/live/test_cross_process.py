@@ -57,9 +57,11 @@ async def next_json(ws, timeout: float = 10.0) -> dict:
     return json.loads(message.data)
 
 
-def test_a_cancel_served_by_one_process_reaches_a_socket_on_another(lab, redis_url):
+@pytest.mark.parametrize("server", ["uvicorn", "daphne"])
+def test_a_cancel_served_by_one_process_reaches_a_socket_on_another(lab, redis_url, server):
+    """Production's command (uvicorn, docker-compose.yml) and daphne alike."""
     env = live_env(REDIS_URL=redis_url, WEB_PROCESSES="2")
-    a, b = Daphne(env).start(), Daphne(env).start()
+    a, b = Daphne(env, server=server).start(), Daphne(env, server=server).start()
     try:
         live = begin_session(b.url, "student", "pend00")
 

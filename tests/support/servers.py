@@ -1,8 +1,11 @@
-"""Real daphne processes serving the test database, and a small HTTP client for them."""
+"""Real web processes (daphne, or uvicorn as production runs it) serving the test database,
+and a small HTTP client for them."""
 
 import http.cookiejar
 import json
 import os
+import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -47,31 +50,37 @@ def _port_open(port: int) -> bool:
         return False
 
 
+def production_web_command(port: int) -> list[str]:
+    """docker-compose.yml's web command, on a loopback port."""
+    compose = (ROOT / "docker-compose.yml").read_text()
+    command = shlex.split(re.search(r"^  command: (uvicorn .*)$", compose, re.M).group(1))
+    command[command.index("--host") + 1] = "127.0.0.1"
+    command[command.index("--port") + 1] = str(port)
+    return [sys.executable, "-m", *command]
+
+
 @dataclass
 class Daphne:
     env: dict
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log: Path | None = None
+    server: str = "daphne"  # or "uvicorn": production's command (docker-compose.yml)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "Daphne":
-        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"daphne-{self.port}.log"
+        self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.server}-{self.port}.log"
         out = self.log.open("ab")
+        if self.server == "uvicorn":
+            command = production_web_command(self.port)
+        else:
+            command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+            command.append("config.asgi:application")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "config.asgi:application",
-            ],
+            command,
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -81,12 +90,12 @@ class Daphne:
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(f"{self.server} exited: {self.log.read_text()[-2000:]}")
             if _port_open(self.port):
                 return self
             time.sleep(0.05)  # polling for readiness, bounded by the deadline
         self.stop()
-        raise RuntimeError(f"daphne did not start: {self.log.read_text()[-2000:]}")
+        raise RuntimeError(f"{self.server} did not start: {self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

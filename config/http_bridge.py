@@ -1,0 +1,132 @@
+"""HTTP under daphne through Django's WSGI handler, on a pool of threads.
+
+Django's ASGI handler runs every synchronous part of a request (each middleware, the view,
+the signals) through `sync_to_async` with `thread_sensitive=True`. With no outer
+synchronous code, that is one shared thread per process: a daphne process then serves one
+request at a time, and each request pays a handoff between the event loop and that thread
+for every synchronous step. Every view here is synchronous, so the bridge below hands the
+whole request to the WSGI handler in one step instead, on a pool of `WEB_THREADS` threads:
+while one request waits on the database, another runs. A request costs two handoffs (in
+and out), whatever the middleware.
+
+The request body is read before the application runs (spooled to disk above
+`FILE_UPLOAD_MAX_MEMORY_SIZE`, as Django's ASGI handler does), and the response is built
+whole before it is sent: no view here streams. The database connection a thread used goes
+back to the pool on `request_finished`, in that thread, as under any threaded WSGI server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler
+
+logger = logging.getLogger("django.request")
+
+
+class WSGIBridge:
+    """An ASGI application for `http` scopes that runs a WSGI application on threads."""
+
+    def __init__(self, application: WSGIHandler, threads: int) -> None:
+        self.application = application
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="http")
+
+    async def __call__(self, scope, receive, send) -> None:
+        body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body.close()
+                return  # the client left before sending the whole request
+            body.write(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        request = environ(scope, body)
+        # A chunked request has no length; the WSGI handler would read nothing of it.
+        request.setdefault("CONTENT_LENGTH", str(body.tell()))
+        body.seek(0)
+        loop = asyncio.get_running_loop()
+        # The thread owns the body from here (it closes it), even if this task is cancelled.
+        status, headers, content = await loop.run_in_executor(self.executor, self.respond, request)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        if scope["method"] == "HEAD":
+            content = b""
+        await send({"type": "http.response.body", "body": content})
+
+    def respond(self, environ: dict) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Run the application in this thread, to the end (its `close()` included)."""
+        started: list = []
+
+        def start_response(status: str, headers: list, exc_info=None):
+            started[:] = [int(status.split(" ", 1)[0]), headers]
+            return lambda chunk: chunks.append(chunk)
+
+        chunks: list[bytes] = []
+        try:
+            result = self.application(environ, start_response)
+            try:
+                chunks.extend(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+            status, headers = started
+        except Exception:
+            # Django's handler turns a view's exceptions into responses; this is for a
+            # failure outside it, logged as Django logs a request's failure.
+            logger.exception("Internal Server Error: %s", environ.get("PATH_INFO"))
+            body = b'{"code": "server_error", "detail": "Something went wrong on our side."}'
+            return 500, [(b"content-type", b"application/json")], body
+        finally:
+            environ["wsgi.input"].close()
+        return (
+            status,
+            [(name.lower().encode("latin1"), value.encode("latin1")) for name, value in headers],
+            b"".join(chunks),
+        )
+
+
+def environ(scope: dict, body) -> dict:
+    """The WSGI environ of an ASGI `http` scope (PEP 3333 and the ASGI spec's mapping)."""
+    script_name = scope.get("root_path", "")
+    path = scope["path"]
+    if script_name and path.startswith(script_name):
+        path = path[len(script_name) :]
+    server = scope.get("server") or ("unknown", 0)
+    result = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": script_name.encode("utf-8").decode("latin1"),
+        "PATH_INFO": path.encode("utf-8").decode("latin1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin1"),
+        "SERVER_NAME": server[0],
+        "SERVER_PORT": str(server[1]),
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": body,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    client = scope.get("client")
+    if client:
+        result["REMOTE_ADDR"] = client[0]
+        result["REMOTE_PORT"] = str(client[1])
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin1")
+        if "_" in name:
+            continue  # as Django's ASGI handler: no spoofing through underscores
+        if name == "content-length":
+            key = "CONTENT_LENGTH"
+        elif name == "content-type":
+            key = "CONTENT_TYPE"
+        else:
+            key = "HTTP_" + name.upper().replace("-", "_")
+        value = raw_value.decode("latin1")
+        result[key] = f"{result[key]},{value}" if key in result else value
+    return result
