@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import Message
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -402,11 +403,12 @@ class KeepAlive:
         parts = urlsplit(base_url)
         self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
-    def get(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def get(self, path: str, headers: dict[str, str]) -> tuple[int, Message, bytes]:
+        """Status, headers (names in any case, as HTTP has them), body."""
         self.conn.request("GET", path, headers=headers)
         response = self.conn.getresponse()
         body = response.read()
-        return response.status, dict(response.getheaders()), body
+        return response.status, response.headers, body
 
     def timed(
         self, path: str, headers: dict[str, str], *, count: int, seconds: float, expect: int
