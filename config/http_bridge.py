@@ -1,13 +1,13 @@
-"""HTTP under daphne through Django's WSGI handler, on a pool of threads.
+"""HTTP under an ASGI server (uvicorn, daphne) through Django's WSGI handler, on a pool of threads.
 
 Django's ASGI handler runs every synchronous part of a request (each middleware, the view,
-the signals) through `sync_to_async` with `thread_sensitive=True`. With no outer
-synchronous code, that is one shared thread per process: a daphne process then serves one
-request at a time, and each request pays a handoff between the event loop and that thread
-for every synchronous step. Every view here is synchronous, so the bridge below hands the
-whole request to the WSGI handler in one step instead, on a pool of `WEB_THREADS` threads:
-while one request waits on the database, another runs. A request costs two handoffs (in
-and out), whatever the middleware.
+the signals) through `sync_to_async`, on a thread of the request's own: each request in
+flight holds a thread, 16 or 32 of them contend for one interpreter, and every synchronous
+step costs a handoff between the event loop and that thread. Every view here is
+synchronous, so the bridge below hands the whole request to the WSGI handler in one step
+instead, on a pool of `WEB_THREADS` threads: while one request waits on the database
+another runs, the others wait their turn in order, and a request costs two handoffs (in and
+out) whatever the middleware.
 
 The request body is read before the application runs (spooled to disk above
 `FILE_UPLOAD_MAX_MEMORY_SIZE`, as Django's ASGI handler does), and the response is built
