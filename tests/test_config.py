@@ -122,6 +122,44 @@ def test_loading_the_application_freezes_what_it_loaded(module, tmp_path):
     assert int(done.stdout.strip()) > 10_000
 
 
+@pytest.mark.parametrize(
+    ("threads", "expected"),
+    [
+        ("", "WSGIBridge 2 0.001"),  # the default
+        ("3", "WSGIBridge 3 0.001"),
+        ("0", "ASGIHandler - 0.005"),  # Django's own ASGI handler, Python's switch interval
+        ("-1", "WEB_THREADS must be 0 or more"),
+    ],
+)
+def test_web_threads_choose_how_http_runs_under_asgi(threads, expected, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = (
+        "import sys, config.asgi as a; http = a.application.application_mapping['http']; "
+        "pool = getattr(http, 'executor', None); "
+        "print(type(http).__name__, pool._max_workers if pool else '-', sys.getswitchinterval())"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "JOBS_IN_PROCESS": "0",
+        "WEB_THREADS": threads,
+    }
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
+        [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
+    )
+    if expected.startswith("WEB_THREADS"):
+        assert done.returncode != 0 and expected in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == expected.split()
+
+
 def test_every_model_change_has_its_migration(db):
     import io
 

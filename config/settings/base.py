@@ -8,6 +8,8 @@ CELERY_BROKER_URL switch to the production engines. Every variable is listed in 
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.settings.env import database_from_url, env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -166,6 +168,8 @@ WEB_PROCESSES = env_int("WEB_PROCESSES", 1)
 # HTTP under ASGI: Django's WSGI handler on this many threads per process (config/http_bridge.py);
 # 0 gives HTTP to Django's ASGI handler instead.
 WEB_THREADS = env_int("WEB_THREADS", 2)
+if WEB_THREADS < 0:
+    raise ImproperlyConfigured(f"WEB_THREADS must be 0 or more, not {WEB_THREADS}")
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
