@@ -114,6 +114,20 @@ def test_it_limits_current_and_future_bookings(student_client):
     assert_error(book(student_client, start=200, end=210), 422, "max_bookings")
 
 
+@pytest.mark.parametrize("quota", [False, True])
+def test_a_booking_of_ones_own_that_overlaps_the_request_counts_once(student_client, lab, quota):
+    """The user's booking is also a candidate's overlapping one: one row of the read, held
+    once (with and without a quota)."""
+    if quota:
+        lab.pool.quota_period, lab.pool.quota_limit = 86400, 86400
+        lab.pool.save()
+    assert book(student_client, start=0, end=10).status_code == 201  # pend00
+    second = book(student_client, start=0, end=10, experiment=None)
+    assert second.status_code == 201, second.content
+    assert second.json()["experiment"] == "pend01"
+    assert_error(book(student_client, start=100, end=110), 422, "max_bookings")
+
+
 def test_quota_counts_a_rolling_period_and_refunds_early_cancellation(student_client, lab):
     lab.pool.quota_period = 3600
     lab.pool.quota_limit = 1800
