@@ -39,9 +39,9 @@ Celery broker (private servers from scripts/services.py), JOBS_IN_PROCESS=0.
     .venv/bin/python benchmarks/booking_contention.py --profile  # where one booking's time goes
     .venv/bin/python benchmarks/booking_contention.py --http-floor 2  # gunicorn, no Django
 
-gunicorn is not a dependency of the project: `.venv/bin/pip install gunicorn` before the run
-(set-ups whose server is missing are skipped with a note). --profile uses pyinstrument when
-it is installed and cProfile otherwise. On a machine other programs use, --quiet-wait makes
+gunicorn comes with the test extras (production runs uvicorn); set-ups whose server is
+missing are skipped with a note. --profile uses pyinstrument when it is installed and
+cProfile otherwise. On a machine other programs use, --quiet-wait makes
 each set-up wait for them to go quiet, and the "other load" column says how far it did.
 """
 
@@ -605,7 +605,7 @@ def report(results: dict) -> str:
     lines = [
         f"Booking contention, {m['date']}: {m['nproc']} CPUs ({m['cpu']}), "
         f"Python {m['python']}, code {m['code']}, "
-        f"uvicorn {results.get('uvicorn') or 'absent'}, gunicorn {results['gunicorn'] or 'absent'}",
+        f"uvicorn {results['uvicorn'] or 'absent'}, gunicorn {results['gunicorn'] or 'absent'}",
         f"{CLIENTS} clients; per phase at most (requests, seconds): {results['phases']}",
         f"load average before the run: {results['loadavg']}",
         "",
@@ -972,7 +972,8 @@ def run_http_floor(workers: int, rounds: int, seconds: float) -> int:
     finally:
         server.stop()
     print(
-        f"HTTP floor: gunicorn {gunicorn_version()}, {workers} sync workers, an application "
+        f"HTTP floor: gunicorn {package_version('gunicorn')}, {workers} sync workers, "
+        "an application "
         f"that answers 201 at once; {CLIENTS} clients, {seconds:.0f} s per round"
     )
     columns: list[common.Column] = [
@@ -993,10 +994,6 @@ def package_version(name: str) -> str | None:
         return version(name)
     except PackageNotFoundError:
         return None
-
-
-def gunicorn_version() -> str | None:
-    return package_version("gunicorn")
 
 
 def run_backend(backend: str, setups: list[str], ctx: dict, args: argparse.Namespace) -> dict:
@@ -1093,7 +1090,7 @@ def main(argv: list[str]) -> int:
     redis_url, stop_redis = svc.start_redis(tmpdir)
     results: dict = {
         "machine": common.machine(),
-        "gunicorn": gunicorn_version(),
+        "gunicorn": package_version("gunicorn"),
         "uvicorn": package_version("uvicorn"),
         "clients": CLIENTS,
         "phases": phases,

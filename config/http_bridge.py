@@ -46,7 +46,7 @@ class WSGIBridge:
             body.write(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        request = environ(scope, body)
+        request = wsgi_environ(scope, body)
         # A chunked request has no length; the WSGI handler would read nothing of it.
         request.setdefault("CONTENT_LENGTH", str(body.tell()))
         body.seek(0)
@@ -90,7 +90,7 @@ class WSGIBridge:
         )
 
 
-def environ(scope: dict, body) -> dict:
+def wsgi_environ(scope: dict, body) -> dict:
     """The WSGI environ of an ASGI `http` scope (PEP 3333 and the ASGI spec's mapping)."""
     script_name = scope.get("root_path", "")
     path = scope["path"]

@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.core.wsgi import get_wsgi_application
 
-from config.http_bridge import WSGIBridge, environ
+from config.http_bridge import WSGIBridge, wsgi_environ
 
 
 def scope(method="GET", path="/", headers=(), **extra) -> dict:
@@ -68,7 +68,7 @@ def test_the_environ_carries_the_scope_as_pep_3333_says():
             (b"x-request-id", b"abc"),
         ],
     )
-    result = environ(request, body=None)
+    result = wsgi_environ(request, body=None)
     assert result["REQUEST_METHOD"] == "POST"
     assert result["SCRIPT_NAME"] == "/app"
     assert result["PATH_INFO"] == "/api/v1/bookings/é/".encode().decode("latin1")

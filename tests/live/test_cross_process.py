@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from django.utils import timezone
 
-from tests.support.servers import Daphne, LiveClient, live_env
+from tests.support.servers import LiveClient, WebProcess, live_env
 
 pytestmark = [
     pytest.mark.live,
@@ -61,7 +61,7 @@ async def next_json(ws, timeout: float = 10.0) -> dict:
 def test_a_cancel_served_by_one_process_reaches_a_socket_on_another(lab, redis_url, server):
     """Production's command (uvicorn, docker-compose.yml) and daphne alike."""
     env = live_env(REDIS_URL=redis_url, WEB_PROCESSES="2")
-    a, b = Daphne(env, server=server).start(), Daphne(env, server=server).start()
+    a, b = WebProcess(env, server=server).start(), WebProcess(env, server=server).start()
     try:
         live = begin_session(b.url, "student", "pend00")
 
@@ -89,7 +89,7 @@ def test_a_cancel_served_by_one_process_reaches_a_socket_on_another(lab, redis_u
 def test_without_redis_bookings_and_cancels_work_and_clients_catch_up(lab, services, tmp_path):
     redis_url, stop_redis = services.start_redis(tmp_path)
     port = int(urlsplit(redis_url).port)
-    server = Daphne(live_env(REDIS_URL=redis_url)).start()
+    server = WebProcess(live_env(REDIS_URL=redis_url)).start()
     try:
         first = begin_session(server.url, "student", "pend00")
         second = begin_session(server.url, "student2", "pend01")

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from booking.models import Booking
-from tests.support.servers import ROOT, Daphne, LiveClient, _port_open, free_port, live_env
+from tests.support.servers import ROOT, LiveClient, WebProcess, _port_open, free_port, live_env
 
 pytestmark = [
     pytest.mark.live,
@@ -46,7 +46,7 @@ def book_and_cancel(base_url: str) -> None:
 
 @pytest.mark.parametrize("server", ["uvicorn", "daphne"])
 def test_the_asgi_servers_serve_booking_and_cancel(lab, server):
-    web = Daphne(live_env(), server=server).start()
+    web = WebProcess(live_env(), server=server).start()
     try:
         book_and_cancel(web.url)
     finally:

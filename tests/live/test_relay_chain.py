@@ -18,7 +18,7 @@ from booking.models import Relay
 from relay_control.models import RevocationDelivery
 from tests.conftest import RELAY_SECRET
 from tests.support.processes import start_test_relay, wait_until
-from tests.support.servers import ROOT, Daphne, LiveClient, live_env
+from tests.support.servers import ROOT, LiveClient, WebProcess, live_env
 
 pytestmark = [
     pytest.mark.live,
@@ -120,7 +120,7 @@ def marked_delivered() -> bool:
 
 
 def test_direct_push_drops_the_connection(lab, relay):
-    server = Daphne(live_env()).start()
+    server = WebProcess(live_env()).start()
     try:
         live = begin_session(server.url)
 
@@ -145,7 +145,7 @@ def test_the_agent_alone_drops_the_connection(lab, relay):
 
     Relay.objects.filter(pk=lab.relay.pk).update(push_enabled=False)
     _, token = relay_token_create(relay=lab.relay, now=timezone.now())
-    server = Daphne(live_env()).start()
+    server = WebProcess(live_env()).start()
     agent = subprocess.Popen(
         [
             sys.executable,
@@ -190,7 +190,7 @@ def test_the_agent_alone_drops_the_connection(lab, relay):
 
 
 def test_a_relay_down_at_cancel_time_is_told_when_it_is_back(lab, relay):
-    server = Daphne(live_env(JOBS_IN_PROCESS="1", JOB_INTERVAL_SECONDS="1")).start()
+    server = WebProcess(live_env(JOBS_IN_PROCESS="1", JOB_INTERVAL_SECONDS="1")).start()
     try:
         live = begin_session(server.url)
         relay.stop()

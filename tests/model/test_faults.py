@@ -46,7 +46,7 @@ from tests.factories import make_experiment
 from tests.live.conftest import load_services
 from tests.model.test_stateful import write_stats
 from tests.support.processes import start_test_relay, wait_until
-from tests.support.servers import ROOT, Daphne, LiveClient, live_env
+from tests.support.servers import ROOT, LiveClient, WebProcess, live_env
 
 
 def live(test):
@@ -229,7 +229,7 @@ def confirmed(history: History, *, after: float = 0.0) -> int:
 def test_a_web_process_killed_mid_request_loses_no_confirmed_booking(lab):
     open_the_pool(lab)
     users = {u.username: u.pk for u in (lab.student, lab.student2, lab.maintainer, lab.outsider)}
-    server = Daphne(live_env()).start()
+    server = WebProcess(live_env()).start()
     history = History()
     try:
         clients = {name: login(server.url, name) for name in users}
@@ -244,7 +244,7 @@ def test_a_web_process_killed_mid_request_loses_no_confirmed_booking(lab):
         server.kill()  # SIGKILL: no shutdown, requests cut off wherever they are
         killed_at = time.monotonic()
         time.sleep(0.5)  # the traffic goes on against a closed port meanwhile
-        server = Daphne(live_env(), port=server.port).start()
+        server = WebProcess(live_env(), port=server.port).start()
         wait_until(
             lambda: confirmed(history, after=killed_at) >= 8,
             timeout=20,
@@ -441,7 +441,7 @@ def database_restart_under_a_running_server() -> None:
         db.execute("CREATE DATABASE faults")
     database_url = server_url.rsplit("/", 1)[0] + "/faults"
     users = private_database(database_url)
-    server = Daphne(live_env(DATABASE_URL=database_url)).start()
+    server = WebProcess(live_env(DATABASE_URL=database_url)).start()
     history = History()
     try:
         clients = {name: login(server.url, name) for name in USERS}
@@ -504,7 +504,7 @@ def sqlite_writer_killed_mid_write(tmp_path: Path) -> None:
     database_url = f"sqlite:///{path}"
     users = private_database(database_url)
     env = live_env(DATABASE_URL=database_url)
-    server = Daphne(env).start()
+    server = WebProcess(env).start()
     history = History()
     try:
         clients = {name: login(server.url, name) for name in USERS}
@@ -525,7 +525,7 @@ def sqlite_writer_killed_mid_write(tmp_path: Path) -> None:
         # Nobody has the file open now: SQLite recovers its journal and checks the pages.
         assert sqlite_integrity(str(path)) == "ok"
         refused_while_down = [a for a in history.attempts if a.invoked > killed_at]
-        server = Daphne(env, port=server.port).start()
+        server = WebProcess(env, port=server.port).start()
         book_until_confirmed(history, clients, base, timeout=20)
         with sqlite3.connect(path) as db:
             db.row_factory = sqlite3.Row
@@ -566,7 +566,7 @@ def test_revocations_reach_a_relay_that_was_down_when_the_sessions_were_cancelle
     experiments = ["pend00", "pend01", *(e.slug for e in extra)]
     with start_test_relay(secret=RELAY_SECRET) as relay:
         Relay.objects.filter(pk=lab.relay.pk).update(access_url=relay.url, audience="")
-        server = Daphne(live_env(JOBS_IN_PROCESS="1", JOB_INTERVAL_SECONDS="1")).start()
+        server = WebProcess(live_env(JOBS_IN_PROCESS="1", JOB_INTERVAL_SECONDS="1")).start()
         try:
             client = login(server.url, "student")
             start = timezone.now().replace(microsecond=0) - timedelta(seconds=5)

@@ -60,7 +60,10 @@ def production_web_command(port: int) -> list[str]:
 
 
 @dataclass
-class Daphne:
+class WebProcess:
+    """One web process on the test database: daphne (the embedded default's server), or
+    uvicorn with production's command."""
+
     env: dict
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
@@ -71,7 +74,7 @@ class Daphne:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "Daphne":
+    def start(self) -> "WebProcess":
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"{self.server}-{self.port}.log"
         out = self.log.open("ab")
         if self.server == "uvicorn":

@@ -32,7 +32,7 @@ from messaging.services import message_send, record_session_events
 from sessions_app.models import Session
 from tests.conftest import RELAY_SECRET
 from tests.factories import make_booking
-from tests.support.servers import Daphne, live_env
+from tests.support.servers import WebProcess, live_env
 
 pytestmark = [
     pytest.mark.live,
@@ -62,7 +62,7 @@ expect.set_options(timeout=WAIT_MS)
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
     """One daphne for the module; each test's data is committed to the database it reads."""
-    daphne = Daphne(live_env(RELAY_TEST_SECRET=RELAY_SECRET)).start()
+    daphne = WebProcess(live_env(RELAY_TEST_SECRET=RELAY_SECRET)).start()
     yield daphne
     daphne.stop()
 
