@@ -1,10 +1,13 @@
-"""The PostgreSQL connection pool's check (config/postgresql), against a real server.
+"""Django's PostgreSQL backend as config/postgresql changes it (the pool's check, the
+timestamp loader), against a real server.
 
 The test command always starts a private PostgreSQL server (TEST_POSTGRES_URL), so this runs
 in the SQLite pass too.
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -34,3 +37,94 @@ def test_the_pool_check_makes_no_round_trip_yet_finds_a_dead_connection():
         )
         with pytest.raises(psycopg.OperationalError):
             check_connection(pooled)
+
+
+# Instants the loader must read exactly as Django's own: microseconds, before 1970, the
+# first and last years Python has, another offset, NULL.
+INSTANTS = [
+    "2026-11-24 09:30:00.123456+00",
+    "1969-07-20 20:17:40.5+00",
+    "0001-01-01 00:00:00+00",
+    "9999-12-31 23:59:59.999999+00",
+    "2026-03-29 01:30:00+02",
+    None,
+]
+
+
+@contextmanager
+def _postgres(**settings: object) -> Iterator:
+    """Our backend on the test server under an alias of its own (in the SQLite pass too);
+    contrib.postgres looks each new connection up by its alias."""
+    from django.db import connections
+
+    from config.postgresql.base import DatabaseWrapper
+    from config.settings.env import database_from_url
+
+    settings_dict = database_from_url(os.environ["TEST_POSTGRES_URL"], pool_max=0)
+    settings_dict |= {"TIME_ZONE": None, "CONN_HEALTH_CHECKS": False, "ATOMIC_REQUESTS": False}
+    settings_dict |= {"AUTOCOMMIT": True, "TEST": {}} | settings
+    alias = f"timestamps-{settings_dict['TIME_ZONE']}"
+    wrapper = DatabaseWrapper(settings_dict, alias)
+    connections[alias] = wrapper
+    try:
+        yield wrapper
+    finally:
+        wrapper.close()
+        del connections[alias]
+
+
+def _read(cursor, instants: list = INSTANTS) -> list:
+    values = ", ".join(["%s::timestamptz"] * len(instants))
+    cursor.execute(f"SELECT {values}", instants)  # noqa: S608 - placeholders only
+    return list(cursor.fetchone())
+
+
+def test_timestamps_are_read_by_psycopgs_loader_with_the_values_djangos_gives(db):
+    from datetime import UTC
+
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg import adapters, pq
+
+    from config.postgresql.base import TIMESTAMPTZ_OID, UtcTimestamptzLoader
+
+    with _postgres() as wrapper:
+        with wrapper.cursor() as cursor:
+            loader = wrapper.connection.adapters.get_loader(TIMESTAMPTZ_OID, pq.Format.TEXT)
+            assert loader is UtcTimestamptzLoader
+            # Each value goes straight to psycopg's loader, no Python of ours or Django's.
+            load = UtcTimestamptzLoader(TIMESTAMPTZ_OID, wrapper.connection).load
+            assert type(load.__self__) is adapters.get_loader(TIMESTAMPTZ_OID, pq.Format.TEXT)
+            ours = _read(cursor)
+        with wrapper.cursor() as cursor:
+            register_tzloader(UTC, cursor.cursor)  # Django's own loader, on this cursor only
+            djangos = _read(cursor)
+    assert ours == djangos
+    assert [v.tzinfo for v in ours[:-1]] == [UTC] * (len(INSTANTS) - 1)
+    assert [v.tzinfo for v in djangos[:-1]] == [UTC] * (len(INSTANTS) - 1)
+    assert ours[1].isoformat() == "1969-07-20T20:17:40.500000+00:00"
+    assert ours[4].isoformat() == "2026-03-28T23:30:00+00:00"
+
+    from django.db import connection
+
+    if connection.vendor == "postgresql":  # the suite's own database, in that pass
+        connection.ensure_connection()
+        in_use = connection.connection.adapters.get_loader(TIMESTAMPTZ_OID, pq.Format.TEXT)
+        assert in_use is UtcTimestamptzLoader
+
+
+def test_a_database_time_zone_keeps_djangos_loader(db):
+    from zoneinfo import ZoneInfo
+
+    from psycopg import pq
+
+    from config.postgresql.base import TIMESTAMPTZ_OID, UtcTimestamptzLoader
+
+    with _postgres(TIME_ZONE="Europe/Paris") as wrapper, wrapper.cursor() as cursor:
+        loader = wrapper.connection.adapters.get_loader(TIMESTAMPTZ_OID, pq.Format.TEXT)
+        assert loader is not UtcTimestamptzLoader
+        assert loader.timezone == ZoneInfo("Europe/Paris")
+        values = _read(cursor, INSTANTS[:2])
+    assert [v.isoformat() for v in values] == [
+        "2026-11-24T10:30:00.123456+01:00",
+        "1969-07-20T21:17:40.500000+01:00",
+    ]

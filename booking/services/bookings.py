@@ -190,12 +190,13 @@ def _bookings_around(
     counted: list[rules.Interval] = []
     busy: set[int] = set()
     ids = set(experiment_ids)
+    user_pk, pool_pk = user.pk, pool.pk  # `user` is a lazy object: read it once, not per row
     for user_id, pool_id, experiment_id, raw_start, raw_end, status, raw_cancelled in rows:
         start, end = _db_time(raw_start), _db_time(raw_end)
         active = status in ACTIVE_STATUSES
         if active and experiment_id in ids and start < interval[1] and end > interval[0]:
             busy.add(experiment_id)
-        if user_id != user.pk or pool_id != pool.pk:
+        if user_id != user_pk or pool_id != pool_pk:
             continue
         if active and end > now:
             held += 1
