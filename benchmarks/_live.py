@@ -87,7 +87,7 @@ def platform(prefix: str, *, redis: bool, **extra: str) -> Iterator[Platform]:
     django_ready = False
     try:
         common.say("[setup] PostgreSQL" + (" and Redis" if redis else ""))
-        server_url, stop = svc.start_postgres(tmpdir)
+        server_url, stop = svc.start_postgres(tmpdir, durable=True)
         stops.append(stop)
         pids = {"postgres": [postmaster_pid(tmpdir)]}
         url = common.create_database(server_url, "labbook_bench")

@@ -608,8 +608,11 @@ def report(results: dict) -> str:
         f"uvicorn {results['uvicorn'] or 'absent'}, gunicorn {results['gunicorn'] or 'absent'}",
         f"{CLIENTS} clients; per phase at most (requests, seconds): {results['phases']}",
         f"load average before the run: {results['loadavg']}",
-        "",
     ]
+    durability = results["backends"].get("postgres", {}).get("durability")
+    if durability:
+        lines.append(f"PostgreSQL (durable, as in production): {durability}")
+    lines.append("")
     rows = [r | {"race_201_409": f"{r['race_201']}/{r['race_409']}"} for r in results["rows"]]
     lines.append(common.table(rows, COLUMNS))
     lines += [
@@ -906,7 +909,7 @@ def run_profile(requests: int, settings: str, out: Path | None) -> int:
     svc.exit_on_signals()
     tmpdir = svc.make_tmpdir("labbook-profile-")
     redis_url, stop_redis = svc.start_redis(tmpdir)
-    server_url, stop_pg = svc.start_postgres(tmpdir)
+    server_url, stop_pg = svc.start_postgres(tmpdir, durable=True)
     try:
         url = common.create_database(server_url, "labbook_bench")
         env = common.production_env(
@@ -996,14 +999,25 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def postgres_durability(url: str) -> str:
+    """The server's settings that decide whether a commit survives a crash, as it reports
+    them (production's: all on)."""
+    import psycopg
+
+    names = ("fsync", "synchronous_commit", "full_page_writes")
+    with psycopg.connect(url) as conn:
+        return ", ".join(f"{n} {conn.execute(f'SHOW {n}').fetchone()[0]}" for n in names)
+
+
 def run_backend(backend: str, setups: list[str], ctx: dict, args: argparse.Namespace) -> dict:
     tmpdir: Path = ctx["tmpdir"]
     stops = []
     try:
         if backend == "postgres":
-            server_url, stop = common.services().start_postgres(tmpdir)
+            server_url, stop = common.services().start_postgres(tmpdir, durable=True)
             stops.append(stop)
             url = common.create_database(server_url, "labbook_bench")
+            ctx["durability"] = postgres_durability(url)
             pidfile = tmpdir / "postgres" / "data" / "postmaster.pid"
             ctx["database_pids"] = {"postgres": [int(pidfile.read_text().split()[0])]}
         else:
@@ -1024,7 +1038,10 @@ def run_backend(backend: str, setups: list[str], ctx: dict, args: argparse.Names
         for setup in setups:
             common.say(f"[{backend}] {setup}")
             results.append(run_setup(setup, env, ctx))
-        return {"setups": results}
+        return {
+            "setups": results,
+            "durability": ctx.get("durability") if backend == "postgres" else None,
+        }
     finally:
         for stop in reversed(stops):
             stop()

@@ -448,7 +448,7 @@ def prepare_database(backend: str, workdir: Path) -> tuple[str, Callable[[], Non
     if backend == "sqlite":
         return f"sqlite:///{workdir / 'history.sqlite3'}", lambda: None
     module = common.services()
-    server_url, stop = module.start_postgres(workdir)
+    server_url, stop = module.start_postgres(workdir, durable=True)
     import psycopg
 
     with psycopg.connect(server_url, autocommit=True) as db:

@@ -145,8 +145,12 @@ def _stopper(process: subprocess.Popen, sig: int) -> StopFn:
 # --- PostgreSQL ------------------------------------------------------------------------
 
 
-def start_postgres(tmpdir: str | os.PathLike) -> tuple[str, StopFn]:
-    """Start a private PostgreSQL server; return its superuser URL and a stop function."""
+def start_postgres(tmpdir: str | os.PathLike, *, durable: bool = False) -> tuple[str, StopFn]:
+    """Start a private PostgreSQL server; return its superuser URL and a stop function.
+
+    For the tests it is a throwaway server that skips flushing to disk. `durable=True`
+    keeps PostgreSQL's own settings (every commit flushed), as production runs it: the
+    benchmarks measure with those."""
     bindir = pg_bindir()
     if bindir is None:
         raise ServiceError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -200,14 +204,10 @@ def start_postgres(tmpdir: str | os.PathLike) -> tuple[str, StopFn]:
         "listen_addresses=127.0.0.1",
         "-c",
         "max_connections=200",
-        # A throwaway server: durability is worth nothing, speed is.
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
     ]
+    if not durable:  # a throwaway server: durability is worth nothing, speed is
+        server += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
+        server += ["-c", "full_page_writes=off"]
     with log.open("ab") as out:
         process = subprocess.Popen(
             _as_user(server, user), cwd=root, stdin=subprocess.DEVNULL, stdout=out, stderr=out
