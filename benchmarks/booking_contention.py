@@ -424,6 +424,46 @@ class Database:
             conn.execute(self.sql(INSERT_SQL), (booking_id.hex, reference, *values))
 
 
+class TurnWaits:
+    """PostgreSQL: samples pg_locks every 10 ms, from its own connection, for writers waiting
+    for a turn on an experiment's slots (booking/sql.py); on SQLite it samples nothing."""
+
+    SQL = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.counts: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TurnWaits:
+        if self.db.backend == "postgres":
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _sample(self) -> None:
+        with self.db.connect() as conn:
+            conn.autocommit = True
+            while not self._stop.wait(0.01):
+                self.counts.append(conn.execute(self.SQL).fetchone()[0])
+
+    def figures(self) -> dict | None:
+        """Share of samples with a writer waiting, and the most waiting at once."""
+        if not self.counts:
+            return None
+        waiting = sum(1 for n in self.counts if n)
+        return {
+            "samples": len(self.counts),
+            "share": waiting / len(self.counts),
+            "most": max(self.counts),
+        }
+
+
 def raw_floor(db: Database, lab: dict, count: int, seconds: float) -> dict:
     """The uncontended bookings as raw SQL transactions from CLIENTS threads."""
     local = threading.local()
@@ -513,10 +553,11 @@ def run_setup(setup: str, env: dict[str, str], ctx: dict) -> dict:
             if warm["statuses"].get("GET 200") != CLIENTS or warm["errors"]:
                 raise RuntimeError(f"{setup}: the warm-up failed: {warm}")
             db.reset()
-            with common.cpu_used(groups) as cores:
+            with common.cpu_used(groups) as cores, TurnWaits(db) as calm_waits:
                 calm = phase("uncontended")
             db.reset()
-            race = phase("contended")
+            with TurnWaits(db) as race_waits:
+                race = phase("contended")
             active, doubles = db.double_bookings()
             db.reset()
     finally:
@@ -529,8 +570,9 @@ def run_setup(setup: str, env: dict[str, str], ctx: dict) -> dict:
         "setup": setup,
         "server": servers[0].name,
         "raw": raw,
-        "uncontended": calm,
-        "contended": race | {"active_after": active, "double": doubles},
+        "uncontended": calm | {"turn_waits": calm_waits.figures()},
+        "contended": race
+        | {"active_after": active, "double": doubles, "turn_waits": race_waits.figures()},
         # Cores busy on average during the uncontended phase.
         "cores": {name: round(value, 2) for name, value in cores.items()},
         "server_cpu_ms_per_request": 1000 * cores["server"] / max(1e-9, calm["rate"]),
@@ -630,6 +672,13 @@ def report(results: dict) -> str:
                     lines.append(f"{label} {phase}: {status}: {text}")
             cores = ", ".join(f"{k} {v:.2f}" for k, v in setup["cores"].items())
             lines.append(f"{label}: cores busy while uncontended: {cores}")
+            for phase in ("uncontended", "contended"):
+                if waits := setup[phase].get("turn_waits"):
+                    lines.append(
+                        f"{label} {phase}: writers waiting for a turn on the slots in"
+                        f" {waits['share']:.1%} of {waits['samples']} samples of pg_locks,"
+                        f" at most {waits['most']} at once"
+                    )
             if setup["cores"]["elsewhere"] > DISTURBED:
                 lines.append(f"  WARNING: other work used {setup['cores']['elsewhere']:.2f} cores")
     lines += [f"skipped: {note}" for note in results["skipped"]]
