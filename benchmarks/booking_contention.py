@@ -78,6 +78,7 @@ from booking.sql import (  # noqa: E402  (no Django)
     INSERT_IN_TURN_SQL,
     INSERT_SQL,
     catalogue_sql,
+    slots_turn,
 )
 from config.settings.env import PREPARE_THRESHOLD  # noqa: E402  (no Django settings)
 
@@ -417,9 +418,9 @@ class Database:
         fails the transaction, and book() runs it again)."""
         booking_id = uuid.uuid4()
         reference = "".join(random.choices(REFERENCE_ALPHABET, k=6))
-        if self.backend == "postgres":  # the insert takes the experiment's turn first
-            experiment = values[2]
-            conn.execute(INSERT_IN_TURN_SQL, (booking_id, reference, *values, experiment))
+        if self.backend == "postgres":  # the insert takes the turn on its slots first
+            turn_sql, turn = slots_turn(values[2], values[3], values[4])
+            conn.execute(INSERT_IN_TURN_SQL[turn_sql], (booking_id, reference, *values, *turn))
         else:
             conn.execute(self.sql(INSERT_SQL), (booking_id.hex, reference, *values))
 
@@ -535,7 +536,9 @@ def run_setup(setup: str, env: dict[str, str], ctx: dict) -> dict:
     # between runs minutes apart on this machine, and a floor measured once per backend lent
     # that drift to the ratio.
     common.say(f"  raw SQL floor, then {setup}")
-    raw = raw_floor(db, ctx["lab"], *ctx["phases"]["raw"])
+    with TurnWaits(db) as raw_waits:
+        raw = raw_floor(db, ctx["lab"], *ctx["phases"]["raw"])
+    raw["turn_waits"] = raw_waits.figures()
     servers = start_setup(setup, env, ctx["tmpdir"])
     rest_pids = servers[0].pids
     all_pids = [pid for server in servers for pid in server.pids]
@@ -672,7 +675,7 @@ def report(results: dict) -> str:
                     lines.append(f"{label} {phase}: {status}: {text}")
             cores = ", ".join(f"{k} {v:.2f}" for k, v in setup["cores"].items())
             lines.append(f"{label}: cores busy while uncontended: {cores}")
-            for phase in ("uncontended", "contended"):
+            for phase in ("raw", "uncontended", "contended"):
                 if waits := setup[phase].get("turn_waits"):
                     lines.append(
                         f"{label} {phase}: writers waiting for a turn on the slots in"

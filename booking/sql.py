@@ -1,6 +1,8 @@
 """The hand-written statements of the booking hot path (no Django imports, so the
 benchmark's raw-SQL floor runs exactly these)."""
 
+from datetime import UTC, datetime, timedelta
+
 # One round trip for everything booking_create needs from the catalogue: the pool and its
 # policy, membership, whether it has windows, and the candidate experiments with the user's
 # maintainer flag. Written by hand because it is the hottest read of the platform.
@@ -44,21 +46,62 @@ INSERT INTO booking_booking (id, reference, user_id, pool_id, experiment_id, sta
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL, {reason})
 """
 
-# An experiment's turn (PostgreSQL). Two overlapping bookings of one experiment written at the
-# same moment each find the other's uncommitted row through the exclusion constraint and wait
-# for each other; PostgreSQL breaks that deadlock only after deadlock_timeout (1 s), failing
-# one of them with a deadlock error instead of a violation. So every write of an experiment's
-# slots first takes its turn, an advisory lock held to the end of the transaction: the writes
-# of one experiment follow one another, and the loser of a race meets the winner's committed
-# row, a plain violation (409), at once. Writes to different experiments never wait.
-SLOTS_LOCK_CLASS = 0x6C62  # the advisory locks' first key: "an experiment's slots"
-TAKE_TURN_SQL = f"SELECT pg_advisory_xact_lock({SLOTS_LOCK_CLASS}, %s)"
-# The insert takes the turn itself (no extra round trip): the scalar subquery runs before the
-# row exists, so the lock is held before the constraint is checked. Parameters: INSERT_SQL's,
-# then the experiment.
-TURN_THEN_EMPTY = f"(SELECT '' FROM ({TAKE_TURN_SQL}) AS turn)"  # noqa: S608 - constants only
+# Turns on an experiment's slots (PostgreSQL). Two overlapping bookings of one experiment
+# written at the same moment each find the other's uncommitted row through the exclusion
+# constraint and wait for each other; PostgreSQL breaks that deadlock only after
+# deadlock_timeout (1 s), failing one of them with a deadlock error instead of a violation. So
+# every write of an experiment's slots first takes its turn, advisory locks held to the end of
+# the transaction: overlapping writes follow one another, and the loser of a race meets the
+# winner's committed row, a plain violation (409), at once.
+#
+# The turn is on the time the write covers, not the whole experiment: the experiment's time is
+# cut into spans of SLOT_SPAN seconds and a write locks each span its interval touches, in
+# ascending order. Two intervals that overlap share the span of any instant they share, so
+# they still follow one another; writes to other hours of the same experiment (bookings of the
+# same kit made at the same moment, usually for different times) do not wait. A write longer
+# than MAX_SPANS spans takes the whole experiment's turn instead (an exclusive lock on the
+# experiment), which every span writer holds shared, and always first: so no cycle of waits.
+# Span locks use the one-bigint form (pg_locks: classid = experiment, objid = span,
+# objsubid = 1); the experiment's lock the two-integer form (classid = SLOTS_LOCK_CLASS,
+# objid = experiment, objsubid = 2). The two forms never collide.
+SLOTS_LOCK_CLASS = 0x6C62  # the experiment lock's first key: "an experiment's slots"
+SLOT_SPAN = 300  # seconds of an experiment's time under one span lock
+MAX_SPANS = 48  # a longer write (over four hours) takes the whole experiment's turn
+EXPERIMENT_TURN_SQL = f"SELECT pg_advisory_xact_lock({SLOTS_LOCK_CLASS}, %s)"
+# The experiment's lock, shared, then the spans': generate_series depends on the shared lock's
+# result (an empty string), so PostgreSQL must take that lock before the first span's.
+# Parameters: experiment, experiment, first span, last span.
+SPANS_TURN_SQL = f"""SELECT count(pg_advisory_xact_lock((%s::bigint << 32) + span.n))
+FROM (SELECT pg_advisory_xact_lock_shared({SLOTS_LOCK_CLASS}, %s)::text AS held) AS experiment,
+     generate_series(%s::bigint, %s::bigint + length(experiment.held)) AS span(n)"""  # noqa: S608 - constants only
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SPAN = timedelta(seconds=SLOT_SPAN)
+
+
+def slots_turn(experiment_id: int, start: datetime, end: datetime) -> tuple[str, list[int]]:
+    """The statement (and its parameters) that takes the turn for writing [start, end) of an
+    experiment's time: its spans, or the whole experiment for a long interval."""
+    first = (start - _EPOCH) // _SPAN
+    last = -((_EPOCH - end) // _SPAN) - 1  # the span holding the last instant before `end`
+    if last - first + 1 > MAX_SPANS:
+        return EXPERIMENT_TURN_SQL, [experiment_id]
+    return SPANS_TURN_SQL, [experiment_id, experiment_id, first, last]
+
+
 INSERT_SQL = INSERT_TEMPLATE.format(reason="''")
-INSERT_IN_TURN_SQL = INSERT_TEMPLATE.format(reason=TURN_THEN_EMPTY)
+
+
+def insert_in_turn_sql(turn_sql: str) -> str:
+    """INSERT_SQL that first takes a turn (no extra round trip): the scalar subquery runs before
+    the row exists, so the locks are held before the constraint is checked. Parameters:
+    INSERT_SQL's, then the turn's."""
+    return INSERT_TEMPLATE.format(reason=f"(SELECT '' FROM ({turn_sql}) AS turn)")  # noqa: S608 - constants only
+
+
+# The insert for each turn statement slots_turn returns.
+INSERT_IN_TURN_SQL = {
+    turn: insert_in_turn_sql(turn) for turn in (SPANS_TURN_SQL, EXPERIMENT_TURN_SQL)
+}
 
 
 def catalogue_sql(*, lock: bool, one_experiment: bool) -> str:

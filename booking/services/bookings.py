@@ -20,27 +20,27 @@ from booking.sql import (
     INSERT_IN_TURN_SQL,
     INSERT_SQL,
     QUOTA_SQL,
-    TAKE_TURN_SQL,
     USER_LOCK_SQL,
     catalogue_sql,
+    slots_turn,
 )
 
 OVERLAP_CONSTRAINT = "booking_no_overlap"
 REFERENCE_ATTEMPTS = 8
 
 
-def _lock_on_postgresql(sql: str, key: int) -> None:
+def _lock_on_postgresql(sql: str, params: list) -> None:
     """Run one locking statement on PostgreSQL. On SQLite the IMMEDIATE transaction already
     holds the database's write lock."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(sql, [key])
+            cursor.execute(sql, params)
 
 
 def _lock_user(user: AbstractBaseUser) -> None:
     """Serialise one user's bookings so that max_bookings and the quota hold under races
     (booking_create takes the same lock inside its catalogue read)."""
-    _lock_on_postgresql(USER_LOCK_SQL, user.pk)
+    _lock_on_postgresql(USER_LOCK_SQL, [user.pk])
 
 
 POOL_COLUMNS = (
@@ -210,19 +210,23 @@ def _bookings_around(
     return held, counted, busy
 
 
-def _take_turn(experiment_id: int) -> None:
-    """Wait for the experiment's turn to write its slots (booking/sql.py says why)."""
-    _lock_on_postgresql(TAKE_TURN_SQL, experiment_id)
+def _take_turn(experiment_id: int, interval: rules.Interval) -> None:
+    """Wait for the turn to write the experiment's slots in `interval` (booking/sql.py says
+    why)."""
+    _lock_on_postgresql(*slots_turn(experiment_id, *interval))
 
 
 def _insert(booking: Booking) -> None:
     """INSERT_SQL for a new booking (the ORM's save() costs more than the statement); on
-    PostgreSQL the same statement first takes the experiment's turn."""
+    PostgreSQL the same statement first takes the turn on the experiment's slots it covers."""
     adapt = connection.ops.adapt_datetimefield_value
-    in_turn = connection.vendor == "postgresql"
+    sql, turn = INSERT_SQL, []
+    if connection.vendor == "postgresql":
+        turn_sql, turn = slots_turn(booking.experiment_id, booking.start, booking.end)
+        sql = INSERT_IN_TURN_SQL[turn_sql]
     with connection.cursor() as cursor:
         cursor.execute(
-            INSERT_IN_TURN_SQL if in_turn else INSERT_SQL,
+            sql,
             [
                 Booking._meta.pk.get_db_prep_value(booking.pk, connection),
                 booking.reference,
@@ -234,7 +238,7 @@ def _insert(booking: Booking) -> None:
                 adapt(booking.booked_end),
                 booking.status,
                 adapt(booking.created_at),
-                *([booking.experiment_id] if in_turn else []),
+                *turn,
             ],
         )
     booking._state.adding = False
@@ -371,7 +375,7 @@ def booking_extend(
             raise rule_error("extension_blocked")
         old_end = locked.end
         locked.end = new_end
-        _take_turn(locked.experiment_id)
+        _take_turn(locked.experiment_id, (locked.start, new_end))
         try:
             with transaction.atomic():
                 locked.save(update_fields=["end"])

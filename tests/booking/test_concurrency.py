@@ -166,8 +166,9 @@ def test_the_backend_itself_guards_against_overlap(lab):
 
 
 def _wait_for_a_writer_to_wait_for_its_turn(experiment) -> None:
-    """PostgreSQL: until another connection waits for the experiment's turn. (A SQLite
-    writer waits inside the library's busy handler, which nothing outside can see.)"""
+    """PostgreSQL: until another connection waits for a turn on the experiment's slots (the
+    whole experiment's lock or one of its spans', booking/sql.py). (A SQLite writer waits
+    inside the library's busy handler, which nothing outside can see.)"""
     if connection.vendor != "postgresql":
         return
     from booking.sql import SLOTS_LOCK_CLASS
@@ -175,21 +176,23 @@ def _wait_for_a_writer_to_wait_for_its_turn(experiment) -> None:
 
     waiting = (
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        " AND classid = %s AND objid = %s"
+        " AND ((objsubid = 2 AND classid = %s AND objid = %s) OR (objsubid = 1 AND classid = %s))"
     )
 
     def waits() -> bool:
         with connection.cursor() as cursor:
-            cursor.execute(waiting, [SLOTS_LOCK_CLASS, experiment.pk])
+            cursor.execute(waiting, [SLOTS_LOCK_CLASS, experiment.pk, experiment.pk])
             return cursor.fetchone()[0] == 1
 
-    wait_until(waits, timeout=10, what="a writer to wait for the experiment's turn")
+    wait_until(waits, timeout=10, what="a writer to wait for its turn on the experiment's slots")
 
 
-def _request_behind_an_open_transaction(hold, request, experiment) -> dict:
+def _request_beside_an_open_transaction(hold, request, *, waits_for=None) -> dict:
     """Runs `hold()` in a transaction on one thread and keeps it open; then `request()` (a
-    client call) on another, which must wait for it (on PostgreSQL, for the experiment's
-    turn); then lets the first commit. Returns the status and body `request()` got."""
+    client call) on another. With `waits_for` (an experiment) the request must wait for the
+    open transaction (on PostgreSQL, for a turn on the experiment's slots), which then
+    commits; without, it must finish while the transaction is still open. Returns the status
+    and body `request()` got."""
     held, release = threading.Event(), threading.Event()
     outcome: dict = {}
 
@@ -214,8 +217,12 @@ def _request_behind_an_open_transaction(hold, request, experiment) -> dict:
     try:
         assert held.wait(timeout=30)
         threads[1].start()
-        _wait_for_a_writer_to_wait_for_its_turn(experiment)
-        assert not outcome  # it cannot finish while the first transaction is open
+        if waits_for is not None:
+            _wait_for_a_writer_to_wait_for_its_turn(waits_for)
+            assert not outcome  # it cannot finish while the first transaction is open
+        else:
+            threads[1].join(timeout=15)
+            assert outcome, "the request waited for the open transaction"
     finally:
         release.set()
     for thread in threads:
@@ -224,18 +231,11 @@ def _request_behind_an_open_transaction(hold, request, experiment) -> dict:
     return outcome
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_booking_racing_an_uncommitted_overlap_waits_for_it_then_gets_409(lab):
-    """Two overlapping bookings of one experiment written at the same moment. Left to the
-    exclusion constraint alone, each would wait for the other's transaction until PostgreSQL
-    broke the deadlock after a second with an error (a 503). Here the later one waits for the
-    experiment's turn, before its row exists, and then gets a 409 at once."""
+def _book_in_the_service(lab, start, end):
+    """Books pend00 for student2 through the service, inside the caller's transaction."""
     from booking.services.bookings import booking_create
 
-    start = (timezone.now() + timedelta(hours=1)).replace(microsecond=0)
-    end = start + timedelta(minutes=30)
-
-    def book_first() -> None:
+    def book() -> None:
         booking_create(
             user=lab.student2,
             pool_slug="pendulums",
@@ -245,34 +245,82 @@ def test_a_booking_racing_an_uncommitted_overlap_waits_for_it_then_gets_409(lab)
             now=timezone.now(),
         )
 
-    def book_overlapping():
+    return book
+
+
+def _book_through_the_api(lab, start, end):
+    """Books pend00 for the student through the API; returns the response."""
+
+    def book():
         body = {
             "pool": "pendulums",
             "experiment": "pend00",
-            "start": (start + timedelta(minutes=10)).isoformat(),
-            "end": (end + timedelta(minutes=10)).isoformat(),
+            "start": start.isoformat(),
+            "end": end.isoformat(),
         }
         return client_for(lab.student).post(
             "/api/v1/bookings/", body, content_type="application/json"
         )
 
-    outcome = _request_behind_an_open_transaction(book_first, book_overlapping, lab.pend00)
+    return book
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [((0, 30), (10, 40)), ((0, 300), (120, 150)), ((0, 30), (-200, 100))],
+    ids=["short-short", "long-then-short", "short-then-long"],
+)
+def test_a_booking_racing_an_uncommitted_overlap_waits_for_it_then_gets_409(lab, first, second):
+    """Two overlapping bookings of one experiment written at the same moment (minutes from a
+    base time; five hours is longer than the spans a write locks, booking/sql.py). Left to the
+    exclusion constraint alone, each would wait for the other's transaction until PostgreSQL
+    broke the deadlock after a second with an error (a 503). Here the later one waits for its
+    turn, before its row exists, and then gets a 409 at once."""
+    lab.pool.max_duration = 6 * 3600
+    lab.pool.save()
+    base = (timezone.now() + timedelta(hours=5)).replace(microsecond=0)
+    first_booking, second_booking = (
+        (base + timedelta(minutes=a), base + timedelta(minutes=b)) for a, b in (first, second)
+    )
+    outcome = _request_beside_an_open_transaction(
+        _book_in_the_service(lab, *first_booking),
+        _book_through_the_api(lab, *second_booking),
+        waits_for=lab.pend00,
+    )
     assert outcome["status"] == 409 and outcome["body"]["code"] == "slot_taken", outcome
     assert [b.user for b in _assert_no_overlap()] == [lab.student2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bookings_of_one_experiment_for_other_times_do_not_wait_for_each_other(lab):
+    """On PostgreSQL the turn is on the time a write covers: while an uncommitted booking of
+    pend00 holds its half hour, a booking of pend00 for the next half hour (meeting it at a
+    span boundary) goes through at once. On SQLite every writer waits for the one write lock."""
+    start = (timezone.now() + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    middle, end = start + timedelta(minutes=30), start + timedelta(minutes=60)
+    hold = _book_in_the_service(lab, start, middle)
+    request = _book_through_the_api(lab, middle, end)
+    waits = connection.vendor != "postgresql"
+    outcome = _request_beside_an_open_transaction(
+        hold, request, waits_for=lab.pend00 if waits else None
+    )
+    assert outcome["status"] == 201, outcome
+    assert sorted(b.start for b in _assert_no_overlap()) == [start, middle]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_an_extension_waits_for_the_experiments_turn(lab):
     """An extension writes the experiment's slots too, so it takes the same turn as a new
     booking (no deadlock between an extension and an overlapping insert)."""
-    from booking.sql import TAKE_TURN_SQL
+    from booking.sql import EXPERIMENT_TURN_SQL
 
     running = make_booking(lab.student, lab.pool, lab.pend00, timezone.now() - timedelta(minutes=2))
 
     def hold_the_turn() -> None:  # the turn on PostgreSQL, the write lock on SQLite
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                cursor.execute(TAKE_TURN_SQL, [lab.pend00.pk])
+                cursor.execute(EXPERIMENT_TURN_SQL, [lab.pend00.pk])
             else:
                 Booking.objects.filter(pk__isnull=True).update(status="booked")
 
@@ -281,7 +329,7 @@ def test_an_extension_waits_for_the_experiments_turn(lab):
             f"/api/v1/bookings/{running.pk}/extend/", {}, content_type="application/json"
         )
 
-    outcome = _request_behind_an_open_transaction(hold_the_turn, extend, lab.pend00)
+    outcome = _request_beside_an_open_transaction(hold_the_turn, extend, waits_for=lab.pend00)
     assert outcome["status"] == 200, outcome
     running.refresh_from_db()
     assert running.end > running.booked_end

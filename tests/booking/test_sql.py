@@ -1,12 +1,15 @@
 """The hand-written statements of the booking hot path stay in step with the models."""
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from booking.models import Booking
-from booking.sql import INSERT_SQL
+from booking.sql import INSERT_SQL, SLOT_SPAN
 
 
 def book(client, lab, start: datetime):
@@ -70,3 +73,92 @@ def test_on_postgresql_the_hot_path_statements_are_prepared_once_per_connection(
         prepared = [row[0] for row in cursor.fetchall()]
     assert any("FOR UPDATE" in text and "booking_pool" in text for text in prepared), prepared
     assert any("INSERT INTO booking_booking" in text for text in prepared), prepared
+
+
+def _spans(experiment: int, start: datetime, end: datetime) -> set | str:
+    """The span numbers a write of [start, end) locks, or "experiment" for the whole turn."""
+    from booking.sql import EXPERIMENT_TURN_SQL, slots_turn
+
+    sql, params = slots_turn(experiment, start, end)
+    if sql == EXPERIMENT_TURN_SQL:
+        assert params == [experiment]
+        return "experiment"
+    assert params[:2] == [experiment, experiment] and params[2] <= params[3]
+    return set(range(params[2], params[3] + 1))
+
+
+@given(
+    first=st.integers(min_value=0, max_value=10**9),
+    first_length=st.integers(min_value=1, max_value=6 * 3600 * 10**6),
+    gap=st.integers(min_value=-6 * 3600 * 10**6, max_value=6 * 3600 * 10**6),
+    second_length=st.integers(min_value=1, max_value=6 * 3600 * 10**6),
+)
+def test_overlapping_writes_of_one_experiment_always_share_a_turn(
+    first, first_length, gap, second_length
+):
+    """Property (microsecond instants from 2026): two intervals that overlap lock a span in
+    common, or one of them takes the whole experiment's turn; a write locks a run of at most
+    MAX_SPANS spans, and only one longer than MAX_SPANS - 1 spans of time takes the whole
+    experiment's turn."""
+    from booking.sql import MAX_SPANS
+
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    a = (base + timedelta(microseconds=first), base + timedelta(microseconds=first + first_length))
+    b_start = a[1] + timedelta(microseconds=gap)
+    b = (b_start, b_start + timedelta(microseconds=second_length))
+    spans_a, spans_b = _spans(7, *a), _spans(7, *b)
+    for spans, (start, end) in ((spans_a, a), (spans_b, b)):
+        long = end - start > timedelta(seconds=(MAX_SPANS - 1) * SLOT_SPAN)
+        if spans == "experiment":
+            assert long  # a write shorter than MAX_SPANS - 1 spans can never need more
+        else:
+            assert len(spans) <= MAX_SPANS
+    if a[0] < b[1] and b[0] < a[1] and "experiment" not in (spans_a, spans_b):
+        assert spans_a & spans_b
+
+
+def test_writes_that_meet_at_a_span_boundary_take_different_turns():
+    start = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)  # a multiple of SLOT_SPAN since 1970
+    assert _spans(1, start, start + timedelta(minutes=30)) == set(
+        range(
+            int(start.timestamp()) // SLOT_SPAN, int(start.timestamp()) // SLOT_SPAN + 1800 // 300
+        )
+    )
+    before = _spans(1, start - timedelta(minutes=5), start)
+    after = _spans(1, start, start + timedelta(minutes=5))
+    assert len(before) == len(after) == 1 and not before & after
+    # one microsecond more and they share the span
+    assert _spans(1, start - timedelta(minutes=5), start + timedelta(microseconds=1)) & after
+
+
+@pytest.mark.django_db(transaction=True)  # each atomic block a transaction of its own
+def test_on_postgresql_a_write_holds_its_spans_and_the_experiment_shared():
+    """What the turn statement really locks (pg_locks), for a short write and a long one."""
+    from django.db import connection, transaction
+
+    from booking.sql import MAX_SPANS, SLOTS_LOCK_CLASS, slots_turn
+
+    if connection.vendor != "postgresql":  # every writer takes the database's one write lock
+        assert connection.settings_dict["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+        return
+    locks = (
+        "SELECT classid, objid, objsubid, mode FROM pg_locks"
+        " WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted"
+    )
+    start = datetime(2026, 12, 2, 10, 2, tzinfo=UTC)
+    first = int(start.timestamp()) // SLOT_SPAN
+    for end, expected in (
+        (
+            start + timedelta(minutes=11),  # 10:02-10:13: the spans from 10:00, 10:05, 10:10
+            {(SLOTS_LOCK_CLASS, 42, 2, "ShareLock")}
+            | {(42, first + n, 1, "ExclusiveLock") for n in range(3)},
+        ),
+        (
+            start + timedelta(seconds=MAX_SPANS * SLOT_SPAN),  # one span too many
+            {(SLOTS_LOCK_CLASS, 42, 2, "ExclusiveLock")},
+        ),
+    ):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(*slots_turn(42, start, end))
+            cursor.execute(locks)
+            assert set(cursor.fetchall()) == expected
