@@ -77,6 +77,7 @@ from booking.sql import (  # noqa: E402  (no Django)
     AROUND_SQL,
     INSERT_IN_TURN_SQL,
     INSERT_SQL,
+    SLOTS_LOCK_CLASS,
     catalogue_sql,
     slots_turn,
 )
@@ -429,7 +430,11 @@ class TurnWaits:
     """PostgreSQL: samples pg_locks every 10 ms, from its own connection, for writers waiting
     for a turn on an experiment's slots (booking/sql.py); on SQLite it samples nothing."""
 
-    SQL = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    # The experiment's lock (two keys, the first SLOTS_LOCK_CLASS) or a span's (one bigint key).
+    SQL = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        f" AND ((objsubid = 2 AND classid = {SLOTS_LOCK_CLASS}) OR objsubid = 1)"
+    )
 
     def __init__(self, db: Database):
         self.db = db
