@@ -61,12 +61,15 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL, {reason})
 # same kit made at the same moment, usually for different times) do not wait. A write longer
 # than MAX_SPANS spans takes the whole experiment's turn instead (an exclusive lock on the
 # experiment), which every span writer holds shared, and always first: so no cycle of waits.
-# Span locks use the one-bigint form (pg_locks: classid = experiment, objid = span,
-# objsubid = 1); the experiment's lock the two-integer form (classid = SLOTS_LOCK_CLASS,
-# objid = experiment, objsubid = 2). The two forms never collide.
+# Span locks use the one-bigint form, (experiment << 32) + span (pg_locks: classid =
+# experiment, objid = span, objsubid = 1, for times after 1970); the experiment's lock the
+# two-integer form (classid = SLOTS_LOCK_CLASS, objid = experiment, objsubid = 2). The two
+# forms never collide, and nothing else here takes one-bigint advisory locks. Experiment ids
+# past 2**31 fold onto smaller ones (the keys are 32-bit): two experiments then share their
+# turns, which can only cost waiting.
 SLOTS_LOCK_CLASS = 0x6C62  # the experiment lock's first key: "an experiment's slots"
 SLOT_SPAN = 300  # seconds of an experiment's time under one span lock
-MAX_SPANS = 48  # a longer write (over four hours) takes the whole experiment's turn
+MAX_SPANS = 48  # a write touching more spans (4 h at most) takes the whole experiment's turn
 EXPERIMENT_TURN_SQL = f"SELECT pg_advisory_xact_lock({SLOTS_LOCK_CLASS}, %s)"
 # The experiment's lock, shared, then the spans': generate_series depends on the shared lock's
 # result (an empty string), so PostgreSQL must take that lock before the first span's.
@@ -81,11 +84,12 @@ _SPAN = timedelta(seconds=SLOT_SPAN)
 def slots_turn(experiment_id: int, start: datetime, end: datetime) -> tuple[str, list[int]]:
     """The statement (and its parameters) that takes the turn for writing [start, end) of an
     experiment's time: its spans, or the whole experiment for a long interval."""
+    key = experiment_id & 0x7FFFFFFF
     first = (start - _EPOCH) // _SPAN
     last = -((_EPOCH - end) // _SPAN) - 1  # the span holding the last instant before `end`
     if last - first + 1 > MAX_SPANS:
-        return EXPERIMENT_TURN_SQL, [experiment_id]
-    return SPANS_TURN_SQL, [experiment_id, experiment_id, first, last]
+        return EXPERIMENT_TURN_SQL, [key]
+    return SPANS_TURN_SQL, [key, key, first, last]
 
 
 INSERT_SQL = INSERT_TEMPLATE.format(reason="''")

@@ -23,6 +23,7 @@ from django.db.models import Q
 from booking.audit import audit_record
 from booking.models import Booking, Experiment
 from booking.models.bookings import ACTIVE_STATUSES
+from booking.services import experiment_slots_turn_take
 from messaging.models import Message
 from messaging.services import message_send
 from sessions_app.models import Session
@@ -104,10 +105,14 @@ def _free_target(booking: Booking, leaving: Experiment) -> Experiment | None:
 
 
 def _move(booking: Booking, target: Experiment) -> bool:
-    """Move under a savepoint. On PostgreSQL the exclusion constraint refuses an overlap;
-    the check after the update does the same on SQLite (whose write lock we hold)."""
+    """Move under a savepoint. On PostgreSQL the move first takes the turn on the target's
+    slots, as a new booking does (else a booking of the target written at the same moment and
+    this move could each wait for the other's row until PostgreSQL broke the deadlock), and
+    the exclusion constraint refuses an overlap; the check after the update does the same on
+    SQLite (whose write lock we hold)."""
     try:
         with transaction.atomic():
+            experiment_slots_turn_take(target.pk, (booking.start, booking.end))
             Booking.objects.filter(pk=booking.pk).update(experiment=target)
             clash = (
                 Booking.objects.filter(

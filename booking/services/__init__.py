@@ -1,4 +1,9 @@
-from booking.services.bookings import booking_cancel, booking_create, booking_extend
+from booking.services.bookings import (
+    booking_cancel,
+    booking_create,
+    booking_extend,
+    experiment_slots_turn_take,
+)
 from booking.services.groups import group_access_code_rotate, group_join
 from booking.services.guests import guest_create, guest_join
 from booking.services.sweep import booking_sweep
@@ -8,6 +13,7 @@ __all__ = [
     "booking_create",
     "booking_extend",
     "booking_sweep",
+    "experiment_slots_turn_take",
     "group_access_code_rotate",
     "group_join",
     "guest_create",

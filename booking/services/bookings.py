@@ -210,9 +210,11 @@ def _bookings_around(
     return held, counted, busy
 
 
-def _take_turn(experiment_id: int, interval: rules.Interval) -> None:
-    """Wait for the turn to write the experiment's slots in `interval` (booking/sql.py says
-    why)."""
+def experiment_slots_turn_take(experiment_id: int, interval: rules.Interval) -> None:
+    """Wait for the turn to write the experiment's slots in `interval`, held to the end of the
+    transaction (booking/sql.py says why). Every write that puts a booking's time on an
+    experiment's slots takes it first: a new booking (inside its insert), an extension, a
+    move to another experiment."""
     _lock_on_postgresql(*slots_turn(experiment_id, *interval))
 
 
@@ -353,7 +355,14 @@ def booking_extend(
 ) -> Booking:
     """Extend a current booking by `seconds` (default: the pool's step)."""
     with transaction.atomic():
-        locked = Booking.objects.select_for_update().select_related("pool").get(pk=booking.pk)
+        # The booking's row only: a FOR UPDATE on the pool's row too would hold up the commit
+        # of every booking in the pool (its foreign key check takes FOR KEY SHARE), and the
+        # writer of the slots this extension waits for could then never commit: a deadlock.
+        locked = (
+            Booking.objects.select_for_update(of=("self",))
+            .select_related("pool")
+            .get(pk=booking.pk)
+        )
         if locked.status not in ACTIVE_STATUSES or locked.end <= now:
             raise rule_error("booking_over")
         if locked.start > now:
@@ -375,7 +384,7 @@ def booking_extend(
             raise rule_error("extension_blocked")
         old_end = locked.end
         locked.end = new_end
-        _take_turn(locked.experiment_id, (locked.start, new_end))
+        experiment_slots_turn_take(locked.experiment_id, (locked.start, new_end))
         try:
             with transaction.atomic():
                 locked.save(update_fields=["end"])

@@ -188,11 +188,11 @@ def _wait_for_a_writer_to_wait_for_its_turn(experiment) -> None:
 
 
 def _request_beside_an_open_transaction(hold, request, *, waits_for=None) -> dict:
-    """Runs `hold()` in a transaction on one thread and keeps it open; then `request()` (a
-    client call) on another. With `waits_for` (an experiment) the request must wait for the
-    open transaction (on PostgreSQL, for a turn on the experiment's slots), which then
-    commits; without, it must finish while the transaction is still open. Returns the status
-    and body `request()` got."""
+    """Runs `hold()` in a transaction on one thread and keeps it open; then `request()` on
+    another. With `waits_for` (an experiment) the request must wait for the open transaction
+    (on PostgreSQL, for a turn on the experiment's slots), which then commits; without, it
+    must finish while the transaction is still open. Returns what `request()` returned (a
+    dict)."""
     held, release = threading.Event(), threading.Event()
     outcome: dict = {}
 
@@ -207,8 +207,7 @@ def _request_beside_an_open_transaction(hold, request, *, waits_for=None) -> dic
 
     def racer() -> None:
         try:
-            response = request()
-            outcome.update(status=response.status_code, body=response.json())
+            outcome.update(request())
         finally:
             connections.close_all()
 
@@ -249,7 +248,7 @@ def _book_in_the_service(lab, start, end):
 
 
 def _book_through_the_api(lab, start, end):
-    """Books pend00 for the student through the API; returns the response."""
+    """Books pend00 for the student through the API; returns the status and body."""
 
     def book():
         body = {
@@ -258,11 +257,15 @@ def _book_through_the_api(lab, start, end):
             "start": start.isoformat(),
             "end": end.isoformat(),
         }
-        return client_for(lab.student).post(
-            "/api/v1/bookings/", body, content_type="application/json"
+        return _answer(
+            client_for(lab.student).post("/api/v1/bookings/", body, content_type="application/json")
         )
 
     return book
+
+
+def _answer(response) -> dict:
+    return {"status": response.status_code, "body": response.json()}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -325,11 +328,78 @@ def test_an_extension_waits_for_the_experiments_turn(lab):
                 Booking.objects.filter(pk__isnull=True).update(status="booked")
 
     def extend():
-        return client_for(lab.student).post(
-            f"/api/v1/bookings/{running.pk}/extend/", {}, content_type="application/json"
+        return _answer(
+            client_for(lab.student).post(
+                f"/api/v1/bookings/{running.pk}/extend/", {}, content_type="application/json"
+            )
         )
 
     outcome = _request_beside_an_open_transaction(hold_the_turn, extend, waits_for=lab.pend00)
     assert outcome["status"] == 200, outcome
     running.refresh_from_db()
     assert running.end > running.booked_end
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_extension_into_an_uncommitted_booking_waits_for_its_turn_then_is_blocked(lab):
+    """The extension's read check cannot see the uncommitted booking of the time it extends
+    into; it waits for the turn on those slots, then meets the committed row."""
+    running = make_booking(lab.student, lab.pool, lab.pend00, timezone.now() - timedelta(minutes=2))
+    after = running.end + timedelta(minutes=10)
+
+    def extend():
+        return _answer(
+            client_for(lab.student).post(
+                f"/api/v1/bookings/{running.pk}/extend/", {}, content_type="application/json"
+            )
+        )
+
+    outcome = _request_beside_an_open_transaction(
+        _book_in_the_service(lab, running.end, after), extend, waits_for=lab.pend00
+    )
+    assert outcome["status"] == 409 and outcome["body"]["code"] == "extension_blocked", outcome
+    assert Booking.objects.get(pk=running.pk).end == running.end
+    _assert_no_overlap()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_moving_a_booking_out_of_service_waits_for_the_turn_on_the_target(lab, settings):
+    """Taking pend00 out of service moves its booking to pend01, which the read check sees
+    free while a booking of pend01 for an overlapping time is written but not committed. The
+    move waits for the turn on pend01's slots (without it, each would wait for the other's row
+    until PostgreSQL broke the deadlock), then meets the committed row and falls back to
+    cancelling."""
+    from workflows.lab_actions import experiment_out_of_service_action
+
+    settings.RELAY_PUSH_IN_PROCESS = False  # no HTTP pushes to the absent test relays
+    start = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
+    moving = make_booking(lab.student, lab.pool, lab.pend00, start, 30)
+
+    def book_pend01() -> None:
+        from booking.services.bookings import booking_create
+
+        booking_create(
+            user=lab.student2,
+            pool_slug="pendulums",
+            experiment_slug="pend01",
+            start=start + timedelta(minutes=10),
+            end=start + timedelta(minutes=40),
+            now=timezone.now(),
+        )
+
+    def out_of_service() -> dict:
+        result = experiment_out_of_service_action(
+            experiment=lab.pend00,
+            reason="Pendulum arm bent",
+            start=timezone.now(),
+            end=None,
+            by=None,
+            now=timezone.now(),
+        )
+        return {"moved": result.moved, "cancelled": result.cancelled}
+
+    outcome = _request_beside_an_open_transaction(book_pend01, out_of_service, waits_for=lab.pend01)
+    assert outcome == {"moved": 0, "cancelled": 1}
+    moved = Booking.objects.get(pk=moving.pk)
+    assert (moved.experiment, moved.status) == (lab.pend00, BookingStatus.CANCELLED)
+    _assert_no_overlap()

@@ -129,6 +129,10 @@ def test_writes_that_meet_at_a_span_boundary_take_different_turns():
     assert len(before) == len(after) == 1 and not before & after
     # one microsecond more and they share the span
     assert _spans(1, start - timedelta(minutes=5), start + timedelta(microseconds=1)) & after
+    # experiment ids past 2**31 fold onto 31 bits (the advisory locks' keys are 32-bit)
+    from booking.sql import slots_turn
+
+    assert slots_turn(2**31 + 5, start, start + timedelta(minutes=5))[1][:2] == [5, 5]
 
 
 @pytest.mark.django_db(transaction=True)  # each atomic block a transaction of its own
