@@ -58,8 +58,8 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL, {reason})
 # cut into spans of SLOT_SPAN seconds and a write locks each span its interval touches, in
 # ascending order. Two intervals that overlap share the span of any instant they share, so
 # they still follow one another; writes to other hours of the same experiment (bookings of the
-# same kit made at the same moment, usually for different times) do not wait. A write longer
-# than MAX_SPANS spans takes the whole experiment's turn instead (an exclusive lock on the
+# same kit made at the same moment, usually for different times) do not wait. A write touching
+# more than MAX_SPANS spans takes the whole experiment's turn instead (an exclusive lock on the
 # experiment), which every span writer holds shared, and always first: so no cycle of waits.
 # Span locks use the one-bigint form, (experiment << 32) + span (pg_locks: classid =
 # experiment, objid = span, objsubid = 1, for times after 1970); the experiment's lock the
@@ -69,7 +69,7 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL, {reason})
 # turns, which can only cost waiting.
 SLOTS_LOCK_CLASS = 0x6C62  # the experiment lock's first key: "an experiment's slots"
 SLOT_SPAN = 300  # seconds of an experiment's time under one span lock
-MAX_SPANS = 48  # a write touching more spans (4 h at most) takes the whole experiment's turn
+MAX_SPANS = 48  # 4 hours of spans: a write touching more takes the whole experiment's turn
 EXPERIMENT_TURN_SQL = f"SELECT pg_advisory_xact_lock({SLOTS_LOCK_CLASS}, %s)"
 # The experiment's lock, shared, then the spans': generate_series depends on the shared lock's
 # result (an empty string), so PostgreSQL must take that lock before the first span's.
