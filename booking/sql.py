@@ -95,16 +95,12 @@ def slots_turn(experiment_id: int, start: datetime, end: datetime) -> tuple[str,
 INSERT_SQL = INSERT_TEMPLATE.format(reason="''")
 
 
-def insert_in_turn_sql(turn_sql: str) -> str:
-    """INSERT_SQL that first takes a turn (no extra round trip): the scalar subquery runs before
-    the row exists, so the locks are held before the constraint is checked. Parameters:
-    INSERT_SQL's, then the turn's."""
-    return INSERT_TEMPLATE.format(reason=f"(SELECT '' FROM ({turn_sql}) AS turn)")  # noqa: S608 - constants only
-
-
-# The insert for each turn statement slots_turn returns.
+# The insert for each turn statement slots_turn returns: it takes the turn itself (no extra
+# round trip), and the scalar subquery runs before the row exists, so the locks are held before
+# the constraint is checked. Parameters: INSERT_SQL's, then the turn's.
 INSERT_IN_TURN_SQL = {
-    turn: insert_in_turn_sql(turn) for turn in (SPANS_TURN_SQL, EXPERIMENT_TURN_SQL)
+    turn: INSERT_TEMPLATE.format(reason=f"(SELECT '' FROM ({turn}) AS turn)")  # noqa: S608 - constants only
+    for turn in (SPANS_TURN_SQL, EXPERIMENT_TURN_SQL)
 }
 
 

@@ -264,6 +264,20 @@ def _book_through_the_api(lab, start, end):
     return book
 
 
+def _extend_through_the_api(lab, booking):
+    """Extends the student's booking by the pool's step through the API; returns the status
+    and body."""
+
+    def extend():
+        return _answer(
+            client_for(lab.student).post(
+                f"/api/v1/bookings/{booking.pk}/extend/", {}, content_type="application/json"
+            )
+        )
+
+    return extend
+
+
 def _answer(response) -> dict:
     return {"status": response.status_code, "body": response.json()}
 
@@ -327,14 +341,9 @@ def test_an_extension_waits_for_the_experiments_turn(lab):
             else:
                 Booking.objects.filter(pk__isnull=True).update(status="booked")
 
-    def extend():
-        return _answer(
-            client_for(lab.student).post(
-                f"/api/v1/bookings/{running.pk}/extend/", {}, content_type="application/json"
-            )
-        )
-
-    outcome = _request_beside_an_open_transaction(hold_the_turn, extend, waits_for=lab.pend00)
+    outcome = _request_beside_an_open_transaction(
+        hold_the_turn, _extend_through_the_api(lab, running), waits_for=lab.pend00
+    )
     assert outcome["status"] == 200, outcome
     running.refresh_from_db()
     assert running.end > running.booked_end
@@ -347,15 +356,10 @@ def test_an_extension_into_an_uncommitted_booking_waits_for_its_turn_then_is_blo
     running = make_booking(lab.student, lab.pool, lab.pend00, timezone.now() - timedelta(minutes=2))
     after = running.end + timedelta(minutes=10)
 
-    def extend():
-        return _answer(
-            client_for(lab.student).post(
-                f"/api/v1/bookings/{running.pk}/extend/", {}, content_type="application/json"
-            )
-        )
-
     outcome = _request_beside_an_open_transaction(
-        _book_in_the_service(lab, running.end, after), extend, waits_for=lab.pend00
+        _book_in_the_service(lab, running.end, after),
+        _extend_through_the_api(lab, running),
+        waits_for=lab.pend00,
     )
     assert outcome["status"] == 409 and outcome["body"]["code"] == "extension_blocked", outcome
     assert Booking.objects.get(pk=running.pk).end == running.end
