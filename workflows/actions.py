@@ -45,9 +45,15 @@ class SessionState:
 
 
 def _lock(booking: Booking) -> Booking:
-    return (
-        Booking.objects.select_for_update().select_related("pool", "experiment").get(pk=booking.pk)
-    )
+    """Locks the booking's row only, then reads it with its pool and experiment as committed.
+
+    Locking the pool's and the experiment's rows too would hold up every booking of the pool
+    until this transaction ends: a booking checks its foreign keys at its commit, which takes
+    `FOR KEY SHARE` on those rows. The read is a statement of its own so that it sees a
+    change committed while the lock waited (a move to another experiment, a cancellation).
+    """
+    list(Booking.objects.select_for_update().filter(pk=booking.pk).values_list("pk", flat=True))
+    return Booking.objects.select_related("pool", "experiment").get(pk=booking.pk)
 
 
 def _state(session: Session, booking: Booking, streams: list[dict]) -> SessionState:

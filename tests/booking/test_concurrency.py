@@ -191,8 +191,8 @@ def _request_beside_an_open_transaction(hold, request, *, waits_for=None) -> dic
     """Runs `hold()` in a transaction on one thread and keeps it open; then `request()` on
     another. With `waits_for` (an experiment) the request must wait for the open transaction
     (on PostgreSQL, for a turn on the experiment's slots), which then commits; without, it
-    must finish while the transaction is still open. Returns what `request()` returned (a
-    dict)."""
+    must finish while the transaction is still open. `waits_for` may instead be a function
+    that returns once the request waits. Returns what `request()` returned (a dict)."""
     held, release = threading.Event(), threading.Event()
     outcome: dict = {}
 
@@ -217,7 +217,10 @@ def _request_beside_an_open_transaction(hold, request, *, waits_for=None) -> dic
         assert held.wait(timeout=30)
         threads[1].start()
         if waits_for is not None:
-            _wait_for_a_writer_to_wait_for_its_turn(waits_for)
+            if callable(waits_for):
+                waits_for()
+            else:
+                _wait_for_a_writer_to_wait_for_its_turn(waits_for)
             assert not outcome  # it cannot finish while the first transaction is open
         else:
             threads[1].join(timeout=15)
@@ -407,3 +410,92 @@ def test_moving_a_booking_out_of_service_waits_for_the_turn_on_the_target(lab, s
     moved = Booking.objects.get(pk=moving.pk)
     assert (moved.experiment, moved.status) == (lab.pend00, BookingStatus.CANCELLED)
     _assert_no_overlap()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_starting_does_not_hold_up_bookings_of_its_pool(lab, settings):
+    """A session start locks its booking's row only. Locking the pool's and the experiment's
+    rows too (`FOR UPDATE`) made every booking of the pool wait at its commit, where its
+    deferred foreign keys take `FOR KEY SHARE` on those rows, until the session's transaction
+    ended. On SQLite every writer waits for the one write lock."""
+    from sessions_app.models import Session
+    from workflows.actions import session_start_action
+
+    settings.RELAY_PUSH_IN_PROCESS = False
+    running = make_booking(lab.student, lab.pool, lab.pend00, timezone.now() - timedelta(minutes=2))
+    start = (timezone.now() + timedelta(hours=1)).replace(microsecond=0)
+
+    def start_the_session() -> None:
+        session_start_action(booking=running, by=lab.student, now=timezone.now())
+
+    def book_in_the_pool() -> dict:
+        body = {
+            "pool": "pendulums",
+            "experiment": "pend00",
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=30)).isoformat(),
+        }
+        client = client_for(lab.student2)
+        return _answer(client.post("/api/v1/bookings/", body, content_type="application/json"))
+
+    waits = connection.vendor != "postgresql"
+    outcome = _request_beside_an_open_transaction(
+        start_the_session, book_in_the_pool, waits_for=lab.pend00 if waits else None
+    )
+    assert outcome["status"] == 201, outcome
+    assert Session.objects.filter(booking=running).exists()
+
+
+def _wait_for_a_row_lock_wait() -> None:
+    """PostgreSQL: until another connection waits for a row's lock (a transaction's end)."""
+    if connection.vendor != "postgresql":
+        return
+    from tests.support.processes import wait_until
+
+    def waits() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
+            )
+            return cursor.fetchone()[0] == 1
+
+    wait_until(waits, timeout=10, what="a connection to wait for a row's lock")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_start_waiting_for_staff_to_cancel_its_booking_is_refused(lab, settings):
+    """Staff take pend00 out of service while its running booking's session is starting: the
+    cancellation holds the booking's row, the start waits for it, then reads the booking as
+    cancelled and refuses (no session, no tokens)."""
+    from booking.errors import ApiError
+    from sessions_app.models import Session
+    from workflows.actions import session_start_action
+    from workflows.lab_actions import experiment_out_of_service_action
+
+    settings.RELAY_PUSH_IN_PROCESS = False
+    running = make_booking(lab.student, lab.pool, lab.pend00, timezone.now() - timedelta(minutes=2))
+
+    def out_of_service() -> None:
+        result = experiment_out_of_service_action(
+            experiment=lab.pend00,
+            reason="Pendulum arm bent",
+            start=timezone.now(),
+            end=None,
+            by=None,
+            now=timezone.now(),
+        )
+        assert (result.moved, result.cancelled) == (0, 1)
+
+    def start_the_session() -> dict:
+        try:
+            session_start_action(booking=running, by=lab.student, now=timezone.now())
+        except ApiError as error:
+            return {"refused": error.code}
+        return {"refused": None}
+
+    outcome = _request_beside_an_open_transaction(
+        out_of_service, start_the_session, waits_for=_wait_for_a_row_lock_wait
+    )
+    assert outcome == {"refused": "booking_over"}
+    assert not Session.objects.filter(booking=running).exists()
+    assert Booking.objects.get(pk=running.pk).status == BookingStatus.CANCELLED
