@@ -421,7 +421,9 @@ class Database:
         reference = "".join(random.choices(REFERENCE_ALPHABET, k=6))
         if self.backend == "postgres":  # the insert takes the turn on its slots first
             turn_sql, turn = slots_turn(values[2], values[3], values[4])
-            conn.execute(INSERT_IN_TURN_SQL[turn_sql], (booking_id, reference, *values, *turn))
+            # then checks that the experiment is still in service (no maintainer here)
+            params = (booking_id, reference, *values, *turn, values[2], False)
+            conn.execute(INSERT_IN_TURN_SQL[turn_sql], params)
         else:
             conn.execute(self.sql(INSERT_SQL), (booking_id.hex, reference, *values))
 

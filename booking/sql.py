@@ -36,8 +36,11 @@ WHERE (b.user_id = %s AND b.pool_id = %s
 """
 QUOTA_SQL = 'OR (b.start < %s AND b."end" > %s)'
 # Serialises one user's bookings on PostgreSQL: alone (extending), or inside the catalogue
-# read (booking).
-USER_LOCK_SQL = "SELECT id FROM auth_user WHERE id = %s FOR UPDATE"
+# read (booking). NO KEY UPDATE conflicts with itself but not with the FOR KEY SHARE that
+# other transactions take on the row at their commit, for the rows they wrote that point at
+# the user (a message to the student, an audit entry): a booking waiting for its turn or for
+# the experiment's row never holds those up.
+USER_LOCK_SQL = "SELECT id FROM auth_user WHERE id = %s FOR NO KEY UPDATE"
 LOCK_USER_SQL = f"WITH me AS ({USER_LOCK_SQL})\n"
 LOCKED_SQL = "JOIN me ON TRUE"
 INSERT_TEMPLATE = """
@@ -95,13 +98,43 @@ def slots_turn(experiment_id: int, start: datetime, end: datetime) -> tuple[str,
 INSERT_SQL = INSERT_TEMPLATE.format(reason="''")
 
 
-# The insert for each turn statement slots_turn returns: it takes the turn itself (no extra
-# round trip), and the scalar subquery runs before the row exists, so the locks are held before
-# the constraint is checked. Parameters: INSERT_SQL's, then the turn's.
+# The insert for each turn statement slots_turn returns (PostgreSQL). It takes the turn
+# itself (no extra round trip) before the row exists, so the locks are held before the
+# constraint is checked. Then, in the turn, it locks the experiment's row FOR SHARE and
+# inserts only if the experiment is still available (or the booker maintains it): an action
+# that takes the experiment out of service updates that row, so it waits for a booking that
+# holds the lock and then finds its row, and a booking that comes second waits for the action
+# and, in READ COMMITTED, checks the row as the action committed it (no row: nothing
+# inserted, cursor.rowcount 0). The catalogue read earlier in the transaction cannot do this:
+# its snapshot predates any wait. The lock replaces the FOR KEY SHARE the booking's foreign
+# key check would take on the row at the commit. The lateral subquery reads the turn's
+# column, so the turn comes first. Parameters: INSERT_SQL's, the turn's, then the experiment
+# and whether the booker maintains it.
+INSERT_IN_TURN_TEMPLATE = """
+INSERT INTO booking_booking (id, reference, user_id, pool_id, experiment_id, start, "end",
+    booked_end, status, created_at, started_at, cancelled_at, cancelled_by_id, cancel_reason)
+SELECT %s::uuid, %s, %s, %s, %s, %s::timestamptz, %s::timestamptz, %s::timestamptz, %s,
+       %s::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::integer, ''
+FROM (SELECT '' AS held FROM ({turn}) AS taken) AS turn,
+     LATERAL (SELECT e.id FROM booking_experiment e
+              WHERE e.id = %s AND (e.available OR %s) AND turn.held = ''
+              FOR SHARE OF e) AS open
+"""
 INSERT_IN_TURN_SQL = {
-    turn: INSERT_TEMPLATE.format(reason=f"(SELECT '' FROM ({turn}) AS turn)")  # noqa: S608 - constants only
+    turn: INSERT_IN_TURN_TEMPLATE.format(turn=turn)  # noqa: S608 - constants only
     for turn in (SPANS_TURN_SQL, EXPERIMENT_TURN_SQL)
 }
+
+
+# Actions that change whether experiments are in service take this turn first, one at a
+# time (PostgreSQL). Taking one experiment out of service can move its bookings onto another;
+# two such actions at once, each moving onto the other's experiment, would each wait for the
+# other's row.
+SERVICE_LOCK_CLASS = 0x6C73  # the first key: "the lab's service state"
+SERVICE_TURN_SQL = f"SELECT pg_advisory_xact_lock({SERVICE_LOCK_CLASS}, 0)"
+# Whether an experiment is in service, read under a lock that an action taking it out of
+# service waits for (and that waits for such an action, then reads its result).
+EXPERIMENT_IN_SERVICE_SQL = "SELECT available FROM booking_experiment WHERE id = %s FOR SHARE"
 
 
 def catalogue_sql(*, lock: bool, one_experiment: bool) -> str:

@@ -23,7 +23,11 @@ from django.db.models import Q
 from booking.audit import audit_record
 from booking.models import Booking, Experiment
 from booking.models.bookings import ACTIVE_STATUSES
-from booking.services import experiment_slots_turn_take
+from booking.services import (
+    experiment_in_service_locked,
+    experiment_service_turn_take,
+    experiment_slots_turn_take,
+)
 from messaging.models import Message
 from messaging.services import message_send
 from sessions_app.models import Session
@@ -113,6 +117,8 @@ def _move(booking: Booking, target: Experiment) -> bool:
     try:
         with transaction.atomic():
             experiment_slots_turn_take(target.pk, (booking.start, booking.end))
+            if not experiment_in_service_locked(target.pk):
+                return False  # taken out of service (in the admin) since it was chosen
             Booking.objects.filter(pk=booking.pk).update(experiment=target)
             clash = (
                 Booking.objects.filter(
@@ -142,6 +148,15 @@ def _send_notices(notices: list[Notice]) -> None:
             log.exception("out-of-service e-mail to user %s failed", notice.user.pk)
 
 
+def _lock_service_state(experiment: Experiment) -> Experiment:
+    """One service change at a time, then the experiment's row. FOR NO KEY UPDATE (what the
+    update of `available` takes anyway) waits for bookings that hold the row FOR SHARE (their
+    insert checks that the experiment is in service), and then they wait for this action; it
+    does not hold up rows written elsewhere that merely point at the experiment."""
+    experiment_service_turn_take()
+    return Experiment.objects.select_for_update(no_key=True).get(pk=experiment.pk)
+
+
 def experiment_out_of_service_action(
     *,
     experiment: Experiment,
@@ -157,7 +172,7 @@ def experiment_out_of_service_action(
     result = OutOfServiceResult()
     notices: list[Notice] = []
     with transaction.atomic():
-        locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
+        locked = _lock_service_state(experiment)
         before = {"available": locked.available, "unavailable_reason": locked.unavailable_reason}
         locked.available = False
         locked.unavailable_reason = reason[:300]
@@ -244,7 +259,7 @@ def experiment_back_in_service_action(
 ) -> bool:
     """Available again, reason cleared; False when it was available already."""
     with transaction.atomic():
-        locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
+        locked = _lock_service_state(experiment)
         if locked.available:
             return False
         before = {"available": False, "unavailable_reason": locked.unavailable_reason}

@@ -17,9 +17,11 @@ from booking.notifications import booking_confirmation_enqueue
 from booking.policy import pool_policy
 from booking.sql import (
     AROUND_SQL,
+    EXPERIMENT_IN_SERVICE_SQL,
     INSERT_IN_TURN_SQL,
     INSERT_SQL,
     QUOTA_SQL,
+    SERVICE_TURN_SQL,
     USER_LOCK_SQL,
     catalogue_sql,
     slots_turn,
@@ -62,9 +64,10 @@ POOL_COLUMNS = (
 
 def _read_catalogue(
     user: AbstractBaseUser, pool_slug: str, experiment_slug: str | None
-) -> tuple[Pool, bool, list[Experiment]]:
-    """(pool, has_windows, bookable experiments); refusals for the pool and experiment.
-    On PostgreSQL it also locks the user's row until the transaction ends."""
+) -> tuple[Pool, bool, list[Experiment], set[int]]:
+    """(pool, has_windows, bookable experiments, the ids of those the user maintains, who may
+    book them out of service); refusals for the pool and experiment. On PostgreSQL it also
+    locks the user's row until the transaction ends."""
     # The user's row is locked by the same statement on PostgreSQL (booking/sql.py).
     lock = connection.vendor == "postgresql"
     sql = catalogue_sql(lock=lock, one_experiment=experiment_slug is not None)
@@ -83,13 +86,15 @@ def _read_catalogue(
     if not first[13]:
         raise rule_error("not_member")
     has_windows = bool(first[14])
-    experiments = []
+    experiments, maintained = [], set()
     for row in rows:
         if row[15] is None:
             continue
         experiment = Experiment(
             id=row[15], slug=row[16], title=row[17], public=bool(row[18]), available=bool(row[19])
         )
+        if row[20]:
+            maintained.add(experiment.id)
         if row[20] or (experiment.public and experiment.available):
             experiments.append(experiment)
         elif experiment_slug is not None:
@@ -98,7 +103,7 @@ def _read_catalogue(
         raise ApiError("invalid", MESSAGES["unknown_experiment"], 422)
     if not experiments:
         raise rule_error("experiment_unavailable")
-    return pool, has_windows, experiments
+    return pool, has_windows, experiments, maintained
 
 
 def _check_windows(pool: Pool, interval: rules.Interval) -> None:
@@ -218,14 +223,40 @@ def experiment_slots_turn_take(experiment_id: int, interval: rules.Interval) -> 
     _lock_on_postgresql(*slots_turn(experiment_id, *interval))
 
 
-def _insert(booking: Booking) -> None:
-    """INSERT_SQL for a new booking (the ORM's save() costs more than the statement); on
-    PostgreSQL the same statement first takes the turn on the experiment's slots it covers."""
+def experiment_service_turn_take() -> None:
+    """Wait for the turn to change whether experiments are in service, held to the end of the
+    transaction: such actions run one at a time (booking/sql.py says why)."""
+    _lock_on_postgresql(SERVICE_TURN_SQL, [])
+
+
+def experiment_in_service_locked(experiment_id: int) -> bool:
+    """Whether the experiment is in service, as committed, its row locked FOR SHARE to the
+    end of the transaction so that it cannot go out of service meanwhile (PostgreSQL). On
+    SQLite the IMMEDIATE transaction holds the write lock: a plain read."""
+    if connection.vendor != "postgresql":
+        return Experiment.objects.filter(pk=experiment_id, available=True).exists()
+    with connection.cursor() as cursor:
+        cursor.execute(EXPERIMENT_IN_SERVICE_SQL, [experiment_id])
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+class _ExperimentWentOutOfService(Exception):
+    """The insert found the experiment out of service (PostgreSQL: an action that took it out
+    committed after the catalogue read). Raised inside the transaction, which it rolls back."""
+
+
+def _insert(booking: Booking, *, maintained: bool) -> None:
+    """INSERT_SQL for a new booking (the ORM's save() costs more than the statement). On
+    PostgreSQL the same statement first takes the turn on the experiment's slots it covers,
+    then inserts only if the experiment is still available or `maintained` (booking/sql.py).
+    On SQLite the IMMEDIATE transaction has held the write lock since the catalogue read."""
     adapt = connection.ops.adapt_datetimefield_value
     sql, turn = INSERT_SQL, []
     if connection.vendor == "postgresql":
         turn_sql, turn = slots_turn(booking.experiment_id, booking.start, booking.end)
         sql = INSERT_IN_TURN_SQL[turn_sql]
+        turn = [*turn, booking.experiment_id, maintained]
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
@@ -243,6 +274,8 @@ def _insert(booking: Booking) -> None:
                 *turn,
             ],
         )
+        if cursor.rowcount == 0:
+            raise _ExperimentWentOutOfService
     booking._state.adding = False
     booking._state.db = connection.alias
 
@@ -257,7 +290,9 @@ def _create_once(
 ) -> Booking:
     start, end = interval
     with transaction.atomic():
-        pool, has_windows, candidates = _read_catalogue(user, pool_slug, experiment_slug)
+        pool, has_windows, candidates, maintained = _read_catalogue(
+            user, pool_slug, experiment_slug
+        )
         policy = pool_policy(pool)
         rules.check_times(policy, now=now, start=start, end=end)
         if has_windows:
@@ -283,7 +318,7 @@ def _create_once(
             status=BookingStatus.BOOKED,
             created_at=now,
         )
-        _insert(booking)
+        _insert(booking, maintained=booking.experiment_id in maintained)
         transaction.on_commit(partial(booking_confirmation_enqueue, booking.pk))
         return booking
 
@@ -300,8 +335,9 @@ def booking_create(
     """Book, with every rule checked in the transaction that writes the booking.
 
     The insert needs no savepoint: if the database refuses it (PostgreSQL's exclusion
-    constraint when a racing booking committed first, or a reference already in use) the
-    whole transaction is rolled back and, where another try can succeed, run again.
+    constraint when a racing booking committed first, or a reference already in use), or
+    inserts nothing (the experiment taken out of service after the catalogue read), the whole
+    transaction is rolled back and, where another try can succeed, run again.
     """
     if end <= start:
         raise ApiError("invalid", "The end must be after the start.", 400)
@@ -314,6 +350,10 @@ def booking_create(
                 interval=(start, end),
                 now=now,
             )
+        except _ExperimentWentOutOfService:
+            if experiment_slug is not None:
+                raise rule_error("experiment_unavailable") from None
+            # "any": read again; the catalogue no longer offers it
         except IntegrityError as error:
             if _is_overlap_violation(error):
                 if experiment_slug is not None:

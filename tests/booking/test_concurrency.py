@@ -446,20 +446,26 @@ def test_a_session_starting_does_not_hold_up_bookings_of_its_pool(lab, settings)
     assert Session.objects.filter(booking=running).exists()
 
 
-def _wait_for_a_row_lock_wait() -> None:
-    """PostgreSQL: until another connection waits for a row's lock (a transaction's end)."""
-    if connection.vendor != "postgresql":
-        return
-    from tests.support.processes import wait_until
+def _wait_for_a_lock_wait(locktype: str = "transactionid"):
+    """A `waits_for` for the helper above. PostgreSQL: until another connection waits for a
+    lock of the type (transactionid: a row's lock, until its writer's transaction ends)."""
 
-    def waits() -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
-            )
-            return cursor.fetchone()[0] == 1
+    def wait() -> None:
+        if connection.vendor != "postgresql":
+            return
+        from tests.support.processes import wait_until
 
-    wait_until(waits, timeout=10, what="a connection to wait for a row's lock")
+        def waits() -> bool:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = %s AND NOT granted",
+                    [locktype],
+                )
+                return cursor.fetchone()[0] == 1
+
+        wait_until(waits, timeout=10, what=f"a connection to wait for a {locktype} lock")
+
+    return wait
 
 
 @pytest.mark.django_db(transaction=True)
@@ -494,8 +500,146 @@ def test_a_session_start_waiting_for_staff_to_cancel_its_booking_is_refused(lab,
         return {"refused": None}
 
     outcome = _request_beside_an_open_transaction(
-        out_of_service, start_the_session, waits_for=_wait_for_a_row_lock_wait
+        out_of_service, start_the_session, waits_for=_wait_for_a_lock_wait()
     )
     assert outcome == {"refused": "booking_over"}
     assert not Session.objects.filter(booking=running).exists()
     assert Booking.objects.get(pk=running.pk).status == BookingStatus.CANCELLED
+
+
+def _take_out_of_service(experiment, *, expect: tuple[int, int]):
+    """Takes the experiment out of service from now on; checks (moved, cancelled)."""
+    from workflows.lab_actions import experiment_out_of_service_action
+
+    def act() -> dict:
+        result = experiment_out_of_service_action(
+            experiment=experiment,
+            reason="Pendulum arm bent",
+            start=timezone.now(),
+            end=None,
+            by=None,
+            now=timezone.now(),
+        )
+        assert (result.moved, result.cancelled) == expect
+        return {"moved": result.moved, "cancelled": result.cancelled}
+
+    return act
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_booking_racing_an_action_taking_its_experiment_out_of_service_is_refused(lab, settings):
+    """The booking's catalogue read sees pend00 in service while the action that takes it out
+    is not committed yet. Its insert locks pend00's row FOR SHARE, waits for the action, then
+    finds pend00 out of service: 422 experiment_unavailable, nothing written (before, the
+    booking committed after the action, on an experiment out of service)."""
+    settings.RELAY_PUSH_IN_PROCESS = False
+    start = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
+    outcome = _request_beside_an_open_transaction(
+        _take_out_of_service(lab.pend00, expect=(0, 0)),
+        _book_through_the_api(lab, start, start + timedelta(minutes=30)),
+        waits_for=_wait_for_a_lock_wait(),
+    )
+    assert outcome["status"] == 422, outcome
+    assert outcome["body"]["code"] == "experiment_unavailable", outcome
+    assert not Booking.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_action_taking_an_experiment_out_of_service_waits_for_a_booking_being_made(
+    lab, settings
+):
+    """A booking of pend00 is inserted but not committed when staff take pend00 out of
+    service. The action waits for the booking (its FOR SHARE lock on pend00's row), then finds
+    it and moves it to pend01 (before, the action did not see it, and it stayed on pend00)."""
+    settings.RELAY_PUSH_IN_PROCESS = False
+    start = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
+    outcome = _request_beside_an_open_transaction(
+        _book_in_the_service(lab, start, start + timedelta(minutes=30)),
+        _take_out_of_service(lab.pend00, expect=(1, 0)),
+        waits_for=_wait_for_a_lock_wait(),
+    )
+    assert outcome == {"moved": 1, "cancelled": 0}
+    [booking] = _assert_no_overlap()
+    assert (booking.user, booking.experiment) == (lab.student2, lab.pend01)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_experiments_taken_out_of_service_at_once_take_turns(lab, settings):
+    """Staff take pend00 out of service (its booking moves to pend01) while others take
+    pend01 out. The second action waits for the first (the service turn), then finds the
+    moved booking too and cancels both (pend00 is out of service, dev00 not public). Without
+    the turn it would miss the moved booking, left on an experiment out of service, or each
+    action could wait for the other's rows."""
+    settings.RELAY_PUSH_IN_PROCESS = False
+    start = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
+    on_pend00 = make_booking(lab.student, lab.pool, lab.pend00, start, 30)
+    on_pend01 = make_booking(lab.student2, lab.pool, lab.pend01, start + timedelta(hours=1), 30)
+    outcome = _request_beside_an_open_transaction(
+        _take_out_of_service(lab.pend00, expect=(1, 0)),
+        _take_out_of_service(lab.pend01, expect=(0, 2)),
+        waits_for=_wait_for_a_lock_wait("advisory"),
+    )
+    assert outcome == {"moved": 0, "cancelled": 2}
+    for booking in (on_pend00, on_pend01):
+        booking.refresh_from_db()
+        assert booking.status == BookingStatus.CANCELLED
+    assert not _assert_no_overlap()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_booking_of_any_experiment_that_meets_one_going_out_of_service_takes_another(
+    lab, settings, monkeypatch
+):
+    """A booking of "any experiment of the pool" chose pend00 (the choice among the free ones,
+    random in service, made to pick pend00 here) as it was being taken out of service. Its
+    insert waits for the action, finds pend00 out of service, and the booking is made again
+    from a fresh read: on pend01."""
+    from booking.services import bookings
+
+    settings.RELAY_PUSH_IN_PROCESS = False
+    monkeypatch.setattr(bookings.random, "choice", lambda free: min(free, key=lambda e: e.slug))
+    start = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
+    body = {
+        "pool": "pendulums",
+        "start": start.isoformat(),
+        "end": (start + timedelta(minutes=30)).isoformat(),
+    }
+
+    def book_any() -> dict:
+        response = client_for(lab.student).post(
+            "/api/v1/bookings/", body, content_type="application/json"
+        )
+        return _answer(response)
+
+    outcome = _request_beside_an_open_transaction(
+        _take_out_of_service(lab.pend00, expect=(0, 0)),
+        book_any,
+        waits_for=_wait_for_a_lock_wait(),
+    )
+    assert outcome["status"] == 201, outcome
+    assert outcome["body"]["experiment"] == "pend01", outcome
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_student_booking_while_staff_move_their_other_booking_waits_without_a_deadlock(
+    lab, settings
+):
+    """Staff take pend00 out of service, moving the student's booking and writing the student
+    a message (its foreign key is checked at the commit, FOR KEY SHARE on the student's row).
+    Meanwhile the student books pend00 again: the booking holds the student's row and waits
+    for pend00's. Locked FOR UPDATE, the student's row would hold up the action's commit: a
+    deadlock, broken after a second by failing one of them. FOR NO KEY UPDATE lets the action
+    commit; the booking then finds pend00 out of service."""
+    settings.RELAY_PUSH_IN_PROCESS = False
+    start = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
+    moving = make_booking(lab.student, lab.pool, lab.pend00, start, 30)
+    later = start + timedelta(hours=1)
+    outcome = _request_beside_an_open_transaction(
+        _take_out_of_service(lab.pend00, expect=(1, 0)),
+        _book_through_the_api(lab, later, later + timedelta(minutes=30)),
+        waits_for=_wait_for_a_lock_wait(),
+    )
+    assert outcome["status"] == 422, outcome
+    assert outcome["body"]["code"] == "experiment_unavailable", outcome
+    moving.refresh_from_db()
+    assert (moving.experiment, moving.status) == (lab.pend01, BookingStatus.BOOKED)

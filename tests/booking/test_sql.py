@@ -71,8 +71,8 @@ def test_on_postgresql_the_hot_path_statements_are_prepared_once_per_connection(
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
-    assert any("FOR UPDATE" in text and "booking_pool" in text for text in prepared), prepared
-    assert any("INSERT INTO booking_booking" in text for text in prepared), prepared
+    assert any("FOR NO KEY UPDATE" in t and "booking_pool" in t for t in prepared), prepared
+    assert any("INSERT INTO booking_booking" in t and "FOR SHARE" in t for t in prepared), prepared
 
 
 def _spans(experiment: int, start: datetime, end: datetime) -> set | str:
