@@ -16,7 +16,9 @@ if settings.WEB_THREADS:
 
     from config.http_bridge import WSGIBridge
 
-    django_asgi_app = WSGIBridge(get_wsgi_application(), settings.WEB_THREADS)
+    django_asgi_app = WSGIBridge(
+        get_wsgi_application(), settings.WEB_THREADS, queue_timeout=settings.WEB_QUEUE_TIMEOUT
+    )
     # The event loop and the request threads hand the interpreter to each other at every
     # database round trip; a thread that computes gives it up after 1 ms instead of
     # Python's 5 ms (booking p99 122-135 ms against 143-158 ms, docs/benchmarks.md).

@@ -13,6 +13,13 @@ The request body is read before the application runs (spooled to disk above
 `FILE_UPLOAD_MAX_MEMORY_SIZE`, as Django's ASGI handler does), and the response is built
 whole before it is sent: no view here streams. The database connection a thread used goes
 back to the pool on `request_finished`, in that thread, as under any threaded WSGI server.
+
+A request that waited longer than `queue_timeout` seconds for a thread is not run: it gets
+503 `server_busy` with `Retry-After`, and nothing is changed. Requests wait that long only
+when the threads are stuck (the database unreachable: each waits for a connection up to the
+pool's timeout) or the process is far behind; answering the queue at once, rather than
+each in turn after the pool's timeout, keeps every answer within about the pool's timeout
+plus `queue_timeout`.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import asyncio
 import logging
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -28,13 +36,24 @@ from django.core.handlers.wsgi import WSGIHandler
 
 logger = logging.getLogger("django.request")
 
+BUSY_BODY = b'{"code": "server_busy", "detail": "The server is busy; try again."}'
+BUSY_HEADERS = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
+
 
 class WSGIBridge:
     """An ASGI application for `http` scopes that runs a WSGI application on threads."""
 
-    def __init__(self, application: WSGIHandler, threads: int) -> None:
+    def __init__(
+        self,
+        application: WSGIHandler,
+        threads: int,
+        queue_timeout: float = 0,
+        clock=time.monotonic,
+    ) -> None:
         self.application = application
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="http")
+        self.queue_timeout = queue_timeout  # 0: requests wait for a thread however long
+        self.clock = clock
 
     async def __call__(self, scope, receive, send) -> None:
         body = tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE)
@@ -52,14 +71,28 @@ class WSGIBridge:
         body.seek(0)
         loop = asyncio.get_running_loop()
         # The thread owns the body from here (it closes it), even if this task is cancelled.
-        status, headers, content = await loop.run_in_executor(self.executor, self.respond, request)
+        status, headers, content = await loop.run_in_executor(
+            self.executor, self.respond, request, self.clock()
+        )
         await send({"type": "http.response.start", "status": status, "headers": headers})
         if scope["method"] == "HEAD":
             content = b""
         await send({"type": "http.response.body", "body": content})
 
-    def respond(self, environ: dict) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Run the application in this thread, to the end (its `close()` included)."""
+    def respond(
+        self, environ: dict, queued_at: float
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Run the application in this thread, to the end (its `close()` included), unless the
+        request waited for the thread past the queue's timeout."""
+        waited = self.clock() - queued_at
+        if self.queue_timeout and waited > self.queue_timeout:
+            environ["wsgi.input"].close()
+            logger.error(  # as Django logs its own 5xx answers
+                "Service Unavailable (waited %.1f s for a thread): %s",
+                waited,
+                environ.get("PATH_INFO"),
+            )
+            return 503, list(BUSY_HEADERS), BUSY_BODY
         started: list = []
 
         def start_response(status: str, headers: list, exc_info=None):

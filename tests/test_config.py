@@ -123,15 +123,17 @@ def test_loading_the_application_freezes_what_it_loaded(module, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("threads", "expected"),
+    ("threads", "queue", "expected"),
     [
-        ("", "WSGIBridge 2 0.001"),  # the default
-        ("3", "WSGIBridge 3 0.001"),
-        ("0", "ASGIHandler - 0.005"),  # Django's own ASGI handler, Python's switch interval
-        ("-1", "WEB_THREADS must be 0 or more"),
+        ("", "", "WSGIBridge 2 3 0.001"),  # the defaults
+        ("3", "10", "WSGIBridge 3 10 0.001"),
+        ("2", "0", "WSGIBridge 2 0 0.001"),  # no limit on the wait for a thread
+        ("0", "", "ASGIHandler - - 0.005"),  # Django's own ASGI handler, Python's switch interval
+        ("-1", "", "WEB_THREADS must be 0 or more"),
+        ("2", "-1", "WEB_QUEUE_TIMEOUT must be 0 or more"),
     ],
 )
-def test_web_threads_choose_how_http_runs_under_asgi(threads, expected, tmp_path):
+def test_web_threads_choose_how_http_runs_under_asgi(threads, queue, expected, tmp_path):
     import os
     import subprocess
     import sys
@@ -141,7 +143,8 @@ def test_web_threads_choose_how_http_runs_under_asgi(threads, expected, tmp_path
     code = (
         "import sys, config.asgi as a; http = a.application.application_mapping['http']; "
         "pool = getattr(http, 'executor', None); "
-        "print(type(http).__name__, pool._max_workers if pool else '-', sys.getswitchinterval())"
+        "print(type(http).__name__, pool._max_workers if pool else '-', "
+        "getattr(http, 'queue_timeout', '-'), sys.getswitchinterval())"
     )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -149,11 +152,12 @@ def test_web_threads_choose_how_http_runs_under_asgi(threads, expected, tmp_path
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "JOBS_IN_PROCESS": "0",
         "WEB_THREADS": threads,
+        "WEB_QUEUE_TIMEOUT": queue,
     }
     done = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
         [sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True
     )
-    if expected.startswith("WEB_THREADS"):
+    if "must be" in expected:
         assert done.returncode != 0 and expected in done.stderr
     else:
         assert done.returncode == 0, done.stderr

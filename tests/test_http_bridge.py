@@ -172,6 +172,70 @@ def test_requests_of_one_process_run_at_the_same_time(threads):
     assert len({r[1]["body"] for r in replies}) == threads  # on as many threads
 
 
+def test_a_request_that_waited_too_long_for_a_thread_is_answered_busy_without_running(caplog):
+    """One thread, stuck in a request (as when the database is unreachable). Of the requests
+    queued behind it, the one that waited past the queue's timeout gets 503 server_busy and
+    never reaches the application; one that waited less runs. The bridge's clock is the
+    test's, moved by hand."""
+    now = [0.0]
+    release = threading.Event()
+    ran: list[str] = []
+
+    def app(environ_, start_response):
+        ran.append(environ_["PATH_INFO"])
+        if environ_["PATH_INFO"] == "/stuck":
+            release.wait(timeout=10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ran"]
+
+    bridge = WSGIBridge(app, threads=1, queue_timeout=3, clock=lambda: now[0])
+
+    async def run(path: str) -> list[dict]:
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request"}
+
+        async def send(message):
+            sent.append(message)
+
+        await bridge(scope(path=path), receive, send)
+        return sent
+
+    async def scenario():
+        stuck = asyncio.ensure_future(run("/stuck"))
+        while ran != ["/stuck"]:  # the thread is taken
+            await asyncio.sleep(0)
+        late = asyncio.ensure_future(run("/late"))  # queued at 0
+        await asyncio.sleep(0)
+        now[0] = 2.5
+        in_time = asyncio.ensure_future(run("/in-time"))  # queued at 2.5
+        await asyncio.sleep(0)
+        now[0] = 4.0  # /late has waited 4 s, /in-time 1.5 s
+        release.set()
+        return await asyncio.gather(stuck, late, in_time)
+
+    stuck, late, in_time = asyncio.run(scenario())
+    assert stuck[0]["status"] == 200 and in_time[0]["status"] == 200
+    assert late[0]["status"] == 503
+    assert dict(late[0]["headers"])[b"retry-after"] == b"1"
+    assert json.loads(late[1]["body"])["code"] == "server_busy"
+    assert ran == ["/stuck", "/in-time"]
+    assert "Service Unavailable (waited 4.0 s for a thread): /late" in caplog.text
+
+
+def test_without_a_queue_timeout_a_request_waits_for_a_thread_however_long():
+    now = [0.0]
+
+    def app(environ_, start_response):
+        now[0] += 3600
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ran"]
+
+    bridge = WSGIBridge(app, threads=1, queue_timeout=0, clock=lambda: now[0])
+    assert [call(bridge, scope())[0]["status"] for _ in range(2)] == [200, 200]
+
+
 def test_a_failure_outside_django_is_a_500_with_a_code(caplog):
     def broken(environ_, start_response):
         raise RuntimeError("boom")

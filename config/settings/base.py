@@ -170,6 +170,11 @@ WEB_PROCESSES = env_int("WEB_PROCESSES", 1)
 WEB_THREADS = env_int("WEB_THREADS", 2)
 if WEB_THREADS < 0:
     raise ImproperlyConfigured(f"WEB_THREADS must be 0 or more, not {WEB_THREADS}")
+# Seconds a request may wait for one of those threads before it is answered 503 server_busy
+# without running (0: no limit). Healthy queues wait milliseconds.
+WEB_QUEUE_TIMEOUT = env_int("WEB_QUEUE_TIMEOUT", 3)
+if WEB_QUEUE_TIMEOUT < 0:
+    raise ImproperlyConfigured(f"WEB_QUEUE_TIMEOUT must be 0 or more, not {WEB_QUEUE_TIMEOUT}")
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

@@ -491,6 +491,9 @@ def database_restart_under_a_running_server() -> None:
         ]
         assert not unclean, unclean
         assert not [a for a in during if a.status and a.status < 300], "served without a database?"
+        # Every request of the outage is answered (none left to the client's timeout): those
+        # that waited for a thread past WEB_QUEUE_TIMEOUT get their 503 without running.
+        assert [code(a) for a in during] == ["server_busy"] * len(during), report["during"]
         # The pool checks a connection before lending it: a restart costs no request.
         assert not [a for a in after_quick if a.status == 503], after_quick
         assert not any(TRACEBACK.search(str(a.answer)) for a in history.attempts)
