@@ -285,6 +285,47 @@ def _answer(response) -> dict:
     return {"status": response.status_code, "body": response.json()}
 
 
+def _wait_for_a_lock_wait(locktype: str = "transactionid"):
+    """A `waits_for` for the helper above. PostgreSQL: until another connection waits for a
+    lock of the type (transactionid: a row's lock, until its writer's transaction ends)."""
+
+    def wait() -> None:
+        if connection.vendor != "postgresql":
+            return
+        from tests.support.processes import wait_until
+
+        def waits() -> bool:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = %s AND NOT granted",
+                    [locktype],
+                )
+                return cursor.fetchone()[0] == 1
+
+        wait_until(waits, timeout=10, what=f"a connection to wait for a {locktype} lock")
+
+    return wait
+
+
+def _take_out_of_service(experiment, *, expect: tuple[int, int]):
+    """Takes the experiment out of service from now on; checks (moved, cancelled)."""
+    from workflows.lab_actions import experiment_out_of_service_action
+
+    def act() -> dict:
+        result = experiment_out_of_service_action(
+            experiment=experiment,
+            reason="Pendulum arm bent",
+            start=timezone.now(),
+            end=None,
+            by=None,
+            now=timezone.now(),
+        )
+        assert (result.moved, result.cancelled) == expect
+        return {"moved": result.moved, "cancelled": result.cancelled}
+
+    return act
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("first", "second"),
@@ -376,7 +417,6 @@ def test_moving_a_booking_out_of_service_waits_for_the_turn_on_the_target(lab, s
     move waits for the turn on pend01's slots (without it, each would wait for the other's row
     until PostgreSQL broke the deadlock), then meets the committed row and falls back to
     cancelling."""
-    from workflows.lab_actions import experiment_out_of_service_action
 
     settings.RELAY_PUSH_IN_PROCESS = False  # no HTTP pushes to the absent test relays
     start = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
@@ -394,18 +434,9 @@ def test_moving_a_booking_out_of_service_waits_for_the_turn_on_the_target(lab, s
             now=timezone.now(),
         )
 
-    def out_of_service() -> dict:
-        result = experiment_out_of_service_action(
-            experiment=lab.pend00,
-            reason="Pendulum arm bent",
-            start=timezone.now(),
-            end=None,
-            by=None,
-            now=timezone.now(),
-        )
-        return {"moved": result.moved, "cancelled": result.cancelled}
-
-    outcome = _request_beside_an_open_transaction(book_pend01, out_of_service, waits_for=lab.pend01)
+    outcome = _request_beside_an_open_transaction(
+        book_pend01, _take_out_of_service(lab.pend00, expect=(0, 1)), waits_for=lab.pend01
+    )
     assert outcome == {"moved": 0, "cancelled": 1}
     moved = Booking.objects.get(pk=moving.pk)
     assert (moved.experiment, moved.status) == (lab.pend00, BookingStatus.CANCELLED)
@@ -446,28 +477,6 @@ def test_a_session_starting_does_not_hold_up_bookings_of_its_pool(lab, settings)
     assert Session.objects.filter(booking=running).exists()
 
 
-def _wait_for_a_lock_wait(locktype: str = "transactionid"):
-    """A `waits_for` for the helper above. PostgreSQL: until another connection waits for a
-    lock of the type (transactionid: a row's lock, until its writer's transaction ends)."""
-
-    def wait() -> None:
-        if connection.vendor != "postgresql":
-            return
-        from tests.support.processes import wait_until
-
-        def waits() -> bool:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_locks WHERE locktype = %s AND NOT granted",
-                    [locktype],
-                )
-                return cursor.fetchone()[0] == 1
-
-        wait_until(waits, timeout=10, what=f"a connection to wait for a {locktype} lock")
-
-    return wait
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_session_start_waiting_for_staff_to_cancel_its_booking_is_refused(lab, settings):
     """Staff take pend00 out of service while its running booking's session is starting: the
@@ -476,21 +485,9 @@ def test_a_session_start_waiting_for_staff_to_cancel_its_booking_is_refused(lab,
     from booking.errors import ApiError
     from sessions_app.models import Session
     from workflows.actions import session_start_action
-    from workflows.lab_actions import experiment_out_of_service_action
 
     settings.RELAY_PUSH_IN_PROCESS = False
     running = make_booking(lab.student, lab.pool, lab.pend00, timezone.now() - timedelta(minutes=2))
-
-    def out_of_service() -> None:
-        result = experiment_out_of_service_action(
-            experiment=lab.pend00,
-            reason="Pendulum arm bent",
-            start=timezone.now(),
-            end=None,
-            by=None,
-            now=timezone.now(),
-        )
-        assert (result.moved, result.cancelled) == (0, 1)
 
     def start_the_session() -> dict:
         try:
@@ -500,30 +497,13 @@ def test_a_session_start_waiting_for_staff_to_cancel_its_booking_is_refused(lab,
         return {"refused": None}
 
     outcome = _request_beside_an_open_transaction(
-        out_of_service, start_the_session, waits_for=_wait_for_a_lock_wait()
+        _take_out_of_service(lab.pend00, expect=(0, 1)),
+        start_the_session,
+        waits_for=_wait_for_a_lock_wait(),
     )
     assert outcome == {"refused": "booking_over"}
     assert not Session.objects.filter(booking=running).exists()
     assert Booking.objects.get(pk=running.pk).status == BookingStatus.CANCELLED
-
-
-def _take_out_of_service(experiment, *, expect: tuple[int, int]):
-    """Takes the experiment out of service from now on; checks (moved, cancelled)."""
-    from workflows.lab_actions import experiment_out_of_service_action
-
-    def act() -> dict:
-        result = experiment_out_of_service_action(
-            experiment=experiment,
-            reason="Pendulum arm bent",
-            start=timezone.now(),
-            end=None,
-            by=None,
-            now=timezone.now(),
-        )
-        assert (result.moved, result.cancelled) == expect
-        return {"moved": result.moved, "cancelled": result.cancelled}
-
-    return act
 
 
 @pytest.mark.django_db(transaction=True)
