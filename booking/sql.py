@@ -127,9 +127,10 @@ INSERT_IN_TURN_SQL = {
 
 
 # Actions that change whether experiments are in service take this turn first, one at a
-# time (PostgreSQL). Taking one experiment out of service can move its bookings onto another;
-# two such actions at once, each moving onto the other's experiment, would each wait for the
-# other's row.
+# time (PostgreSQL). Taking one experiment out of service can move its bookings onto another.
+# Two such actions at once could each move bookings onto the other's experiment and then wait
+# for the other's row, or the second could miss a booking the first was moving onto its
+# experiment (not committed when it looked).
 SERVICE_LOCK_CLASS = 0x6C73  # the first key: "the lab's service state"
 SERVICE_TURN_SQL = f"SELECT pg_advisory_xact_lock({SERVICE_LOCK_CLASS}, 0)"
 # Whether an experiment is in service, read under a lock that an action taking it out of
