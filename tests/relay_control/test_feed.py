@@ -210,3 +210,44 @@ def test_the_feed_answers_as_the_openapi_document_says(lab, relays, client):
     check(schema, path, "get", get(token))
     check(schema, path, "get", get(token, since="x"))
     check(schema, path, "get", get(None))
+
+
+def test_the_entries_text_says_what_the_rows_say_whatever_the_reason_holds(lab, relays):
+    """On PostgreSQL the database writes the entries' JSON (relay_control/feed.py); it must
+    parse to exactly what the rows hold, as the Python encoding does (the path on SQLite):
+    quotes, backslashes, control characters and other scripts in a reason, a token's jti."""
+    import json
+
+    from relay_control.feed import feed_entries, feed_entries_json
+
+    relay, token = relays["a"]
+    reasons = ['said "stop"', "back\\slash", "line\nbreak\ttab\x01bell", "réparé ✓ 修理 🔧"]
+    now = timezone.now()
+    made = []
+    for n, (reason, jti) in enumerate([*((r, "") for r in reasons), ("one token", "t-1")]):
+        start = now - timedelta(minutes=1) + timedelta(hours=n)
+        booking = make_booking(lab.student, lab.pool, lab.pend00, start, minutes=30)
+        made.append(
+            revocation_publish(booking=booking, exp=booking.end, reason=reason, now=now, jti=jti)
+        )
+    upto = made[-1].seq
+    for since in (None, made[1].seq):
+        text = feed_entries_json(relay_id=relay.pk, since=since, upto=upto)
+        python = feed_entries(relay_id=relay.pk, since=since, upto=upto)
+        assert json.loads(text) == python
+    expected = [
+        {
+            "seq": r.seq,
+            "booking_id": str(r.booking_id),
+            "exp": int(r.exp.timestamp()),
+            "revoked_at": int(r.revoked_at.timestamp()),
+            "reason": r.reason,
+            **({"jti": r.jti} if r.jti else {}),
+        }
+        for r in Revocation.objects.filter(pk__in=[m.pk for m in made]).order_by("seq")
+    ]
+    assert [e["reason"] for e in expected] == [*reasons, "one token"]
+    body = get(token).json()
+    assert body["entries"] == expected
+    assert get(token, since=made[1].seq).json()["entries"] == expected[2:]
+    assert list(body["entries"][-1]) == ["seq", "booking_id", "exp", "revoked_at", "reason", "jti"]
