@@ -25,6 +25,7 @@ plus `queue_timeout`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import tempfile
@@ -34,9 +35,11 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
+from booking.errors import MESSAGES
+
 logger = logging.getLogger("django.request")
 
-BUSY_BODY = b'{"code": "server_busy", "detail": "The server is busy; try again."}'
+BUSY_BODY = json.dumps({"code": "server_busy", "detail": MESSAGES["server_busy"]}).encode()
 BUSY_HEADERS = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
 
 

@@ -252,11 +252,11 @@ def _insert(booking: Booking, *, maintained: bool) -> None:
     then inserts only if the experiment is still available or `maintained` (booking/sql.py).
     On SQLite the IMMEDIATE transaction has held the write lock since the catalogue read."""
     adapt = connection.ops.adapt_datetimefield_value
-    sql, turn = INSERT_SQL, []
+    sql, in_turn = INSERT_SQL, []
     if connection.vendor == "postgresql":
         turn_sql, turn = slots_turn(booking.experiment_id, booking.start, booking.end)
         sql = INSERT_IN_TURN_SQL[turn_sql]
-        turn = [*turn, booking.experiment_id, maintained]
+        in_turn = [*turn, booking.experiment_id, maintained]  # the turn's, then the check's
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
@@ -271,7 +271,7 @@ def _insert(booking: Booking, *, maintained: bool) -> None:
                 adapt(booking.booked_end),
                 booking.status,
                 adapt(booking.created_at),
-                *turn,
+                *in_turn,
             ],
         )
         if cursor.rowcount == 0:
