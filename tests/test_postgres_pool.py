@@ -1,5 +1,5 @@
 """Django's PostgreSQL backend as config/postgresql changes it (the pool's check, the
-timestamp loader), against a real server.
+timestamp loader, the rollback), against a real server.
 
 The test command always starts a private PostgreSQL server (TEST_POSTGRES_URL), so this runs
 in the SQLite pass too.
@@ -128,3 +128,38 @@ def test_a_database_time_zone_keeps_djangos_loader(db):
         "2026-11-24T10:30:00.123456+01:00",
         "1969-07-20T21:17:40.500000+01:00",
     ]
+
+
+class _Refused(Exception):
+    pass
+
+
+def test_a_rollback_keeps_the_connections_prepared_statements(db):
+    from django.db import transaction
+
+    from config.settings.env import PREPARE_THRESHOLD
+
+    statement = "SELECT count(*) FROM scratch WHERE n > %s"
+    plans = (
+        "SELECT generic_plans + custom_plans FROM pg_prepared_statements"
+        " WHERE statement = 'SELECT count(*) FROM scratch WHERE n > $1'"
+    )
+    with _postgres() as wrapper:
+        with wrapper.cursor() as cursor:
+            cursor.execute("CREATE TEMPORARY TABLE scratch (n integer)")
+        with pytest.raises(_Refused), transaction.atomic(using=wrapper.alias):
+            with wrapper.cursor() as cursor:
+                cursor.execute("INSERT INTO scratch VALUES (1)")
+                for _ in range(PREPARE_THRESHOLD + 1):  # prepared on the last run
+                    cursor.execute(statement, [0])
+                cursor.execute(plans)
+                runs_before = cursor.fetchone()[0]
+            raise _Refused  # as a refused booking leaves its transaction
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM scratch")
+            assert cursor.fetchone() == (0,)  # rolled back
+            cursor.execute(statement, [0])
+            cursor.execute(plans)
+            # Still prepared on the server, and run as that statement again (psycopg's own
+            # rollback sends DEALLOCATE ALL: no row).
+            assert cursor.fetchone() == (runs_before + 1,)

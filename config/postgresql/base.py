@@ -22,6 +22,17 @@ a request waited past the pool's timeout (a 503) although the server had long be
 Here the first failed check checks every idle connection of the pool at once: the dead ones
 are replaced in the background, and the request gets a fresh connection after the first
 pause.
+
+A rollback keeps the connection's prepared statements. psycopg's own `rollback()` forgets
+them all (and sends `DEALLOCATE ALL`, a round trip) in case the transaction dropped or
+altered what they use; each statement is then parsed and planned again on its next five runs
+before it is prepared once more. The web processes and workers run no DDL (migrations run
+in a process of their own), and PostgreSQL keeps a named statement through a rollback. Every
+refused booking ends its transaction with a rollback: in a race for one experiment, where
+nearly every request is refused, PostgreSQL spent 2.6-2.8 ms of CPU per request instead of
+0.9 ms, planning the same statements again (docs/benchmarks.md). The rollback runs the
+command as psycopg's `rollback()` does, through its generator for commands (a private one,
+psycopg being pinned; tests/test_postgres_pool.py fails if an upgrade changes it).
 """
 
 import select
@@ -29,6 +40,7 @@ from datetime import UTC
 
 from django.conf import settings
 from django.db.backends.postgresql import base
+from django.db.backends.utils import debug_transaction
 from psycopg import adapt, adapters, pq
 from psycopg.postgres import types
 from psycopg_pool import ConnectionPool
@@ -79,6 +91,16 @@ def check_connection(conn) -> None:
         raise
 
 
+def rollback_keeping_prepared(conn) -> None:
+    """`conn.rollback()`, without psycopg forgetting the connection's prepared statements."""
+    if conn._pipeline or conn._num_transactions or conn._tpc:
+        conn.rollback()  # what psycopg's rollback treats apart (none of it is used here)
+        return
+    with conn.lock:
+        if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            conn.wait(conn._exec_command(b"ROLLBACK"))
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict:
         params = super().get_connection_params()
@@ -98,6 +120,11 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if pool is not None and pool._check is not check_connection:
             pool._check = check_connection
         return pool
+
+    def _rollback(self) -> None:
+        if self.connection is not None:
+            with debug_transaction(self, "ROLLBACK"), self.wrap_database_errors:
+                rollback_keeping_prepared(self.connection)
 
     def _set_autocommit(self, autocommit: bool) -> None:
         # Django sets autocommit on every connection it takes from the pool; a pooled
