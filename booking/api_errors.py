@@ -71,4 +71,4 @@ def json_404(request, exception=None) -> JsonResponse:  # noqa: ARG001
 
 
 def json_500(request) -> JsonResponse:  # noqa: ARG001
-    return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
+    return JsonResponse(error_body("server_error", MESSAGES["server_error"]), status=500)

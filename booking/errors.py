@@ -42,6 +42,7 @@ MESSAGES = {
     "no_free_experiment": "Every experiment in this pool is booked for part of this time.",
     "bad_access_code": "That access code is not valid.",
     "server_busy": "The server is busy; try again.",
+    "server_error": "Something went wrong on our side.",
 }
 
 STATUS = {

@@ -40,6 +40,7 @@ from booking.errors import MESSAGES
 logger = logging.getLogger("django.request")
 
 BUSY_BODY = json.dumps({"code": "server_busy", "detail": MESSAGES["server_busy"]}).encode()
+ERROR_BODY = json.dumps({"code": "server_error", "detail": MESSAGES["server_error"]}).encode()
 BUSY_HEADERS = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
 
 
@@ -115,8 +116,7 @@ class WSGIBridge:
             # Django's handler turns a view's exceptions into responses; this is for a
             # failure outside it, logged as Django logs a request's failure.
             logger.exception("Internal Server Error: %s", environ.get("PATH_INFO"))
-            body = b'{"code": "server_error", "detail": "Something went wrong on our side."}'
-            return 500, [(b"content-type", b"application/json")], body
+            return 500, [(b"content-type", b"application/json")], ERROR_BODY
         finally:
             environ["wsgi.input"].close()
         return (

@@ -242,7 +242,10 @@ def test_a_failure_outside_django_is_a_500_with_a_code(caplog):
 
     sent = call(WSGIBridge(broken, threads=1), scope())
     assert sent[0]["status"] == 500
-    assert json.loads(sent[1]["body"])["code"] == "server_error"
+    assert json.loads(sent[1]["body"]) == {
+        "code": "server_error",
+        "detail": "Something went wrong on our side.",
+    }
     assert "boom" in caplog.text
 
 
