@@ -67,7 +67,8 @@ def machine() -> dict:
         "date": date.today().isoformat(),
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu_model(),
-        "python": platform.python_version(),
+        # Which build, not only which version: an optimised one spends about a fifth less CPU.
+        "python": f"{platform.python_version()} ({os.path.realpath(sys.executable)})",
         "code": code_version(),
     }
 

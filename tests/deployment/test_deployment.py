@@ -220,3 +220,27 @@ def test_check_deploy_warns_about_the_secret_key_without_production_settings(tmp
     result = manage_check_deploy({}, tmp_path)
     assert result.returncode != 0
     assert "security.W009" in result.stdout + result.stderr
+
+
+def _makes_venvs(python: str) -> bool:
+    found = shutil.which(python)
+    done = found and subprocess.run(
+        [found, "-c", "import ensurepip, venv"], capture_output=True, check=False
+    )
+    return bool(done) and done.returncode == 0
+
+
+def test_bootstrap_takes_the_distributions_optimised_python_first():
+    """scripts/bootstrap makes .venv with /usr/bin/python3.11 when it can, else python3.11
+    from PATH (a default pyenv build), and with PYTHON when that is set."""
+    bootstrap = [str(ROOT / "scripts" / "bootstrap"), "--which-python"]
+    chosen = subprocess.run(bootstrap, env=BARE_ENV, capture_output=True, text=True, check=True)
+    if _makes_venvs("/usr/bin/python3.11"):
+        expected = "/usr/bin/python3.11"
+    else:
+        expected = "python3.11" if _makes_venvs("python3.11") else ""
+    assert chosen.stdout.strip() == expected
+
+    named = {**BARE_ENV, "PYTHON": "/opt/other/python3.11"}
+    chosen = subprocess.run(bootstrap, env=named, capture_output=True, text=True, check=True)
+    assert chosen.stdout.strip() == "/opt/other/python3.11"
