@@ -48,9 +48,16 @@ def group_send_many(items: Iterable[tuple[str, dict]]) -> int:
     try:
         if isinstance(layer, InMemoryChannelLayer):
             loop = _loop
-            if loop is None or loop.is_closed():
-                return 0  # nobody has ever connected to this process: nobody to tell
-            future = asyncio.run_coroutine_threadsafe(_send_all(layer, items), loop)
+            if loop is None or not loop.is_running():
+                # Nobody has connected to this process, or the loop they waited in has
+                # stopped: nobody to tell, and a send handed to it would never run.
+                return 0
+            sending = _send_all(layer, items)
+            try:
+                future = asyncio.run_coroutine_threadsafe(sending, loop)
+            except RuntimeError:  # the loop closed meanwhile
+                sending.close()
+                return 0
             return future.result(timeout=SEND_TIMEOUT)
         return async_to_sync(_send_all)(layer, items)
     except Exception:
