@@ -567,8 +567,11 @@ class PlatformMachine(RuleBasedStateMachine):
         assert {s["for"] for s in state.streams} == {"data", "video"}
 
     def running(self) -> list[str]:
+        """The running bookings in the order they were made. Not sorted by id: ids are random,
+        so the same steps would pick another booking when Hypothesis replays them, and it
+        stops with FlakyStrategyDefinition."""
         now = timezone.now()
-        return sorted(bid for bid, b in self.planned.items() if b.active_at(now) and b.start <= now)
+        return [bid for bid, b in self.planned.items() if b.active_at(now) and b.start <= now]
 
     @precondition(lambda self: self.running())
     @rule(data=st.data())
