@@ -35,12 +35,13 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
+from booking.api_errors import error_body
 from booking.errors import MESSAGES
 
 logger = logging.getLogger("django.request")
 
-BUSY_BODY = json.dumps({"code": "server_busy", "detail": MESSAGES["server_busy"]}).encode()
-ERROR_BODY = json.dumps({"code": "server_error", "detail": MESSAGES["server_error"]}).encode()
+BUSY_BODY = json.dumps(error_body("server_busy", MESSAGES["server_busy"])).encode()
+ERROR_BODY = json.dumps(error_body("server_error", MESSAGES["server_error"])).encode()
 BUSY_HEADERS = [(b"content-type", b"application/json"), (b"retry-after", b"1")]
 
 
