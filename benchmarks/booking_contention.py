@@ -78,6 +78,7 @@ from booking.sql import (  # noqa: E402  (no Django)
     INSERT_IN_TURN_SQL,
     INSERT_SQL,
     SLOTS_LOCK_CLASS,
+    around_by_slug_sql,
     catalogue_sql,
     slots_turn,
 )
@@ -303,7 +304,9 @@ SQL_CATALOGUE = {  # on PostgreSQL the same statement locks the user's row first
     "postgres": catalogue_sql(lock=True, one_experiment=True),
     "sqlite": catalogue_sql(lock=False, one_experiment=True),
 }
-SQL_AROUND = AROUND_SQL.format(quota="", marks="%s")
+SQL_AROUND = AROUND_SQL.format(quota="", marks="%s")  # SQLite
+# PostgreSQL: sent with the catalogue read
+SQL_AROUND_BY_SLUG = around_by_slug_sql(active=ACTIVE, one_experiment=True)
 SQL_ACTIVE = 'SELECT experiment_id, start, "end" FROM booking_booking WHERE status IN (%s, %s)'
 
 
@@ -393,29 +396,51 @@ class Database:
     def _book_once(
         self, conn: object, lab: dict, user: int, experiment: dict, interval: tuple
     ) -> bool:
+        if self.backend == "postgres":
+            return self._book_once_in_pipeline(conn, lab, user, experiment, interval)
         pool = lab["pool"]
         now = self.when(datetime.now(UTC))
         start, end = (self.when(t) for t in interval)
         run = conn.execute
-        sql = self.sql
-        if self.backend == "postgres":
-            locked = (user,)  # the catalogue read opens the transaction and locks the user
-        else:
-            run("BEGIN IMMEDIATE")
-            locked = ()
-        catalogue = sql(SQL_CATALOGUE[self.backend])
-        run(catalogue, (*locked, user, user, experiment["slug"], pool["slug"])).fetchall()
+        run("BEGIN IMMEDIATE")
+        catalogue = self.sql(SQL_CATALOGUE[self.backend])
+        run(catalogue, (user, user, experiment["slug"], pool["slug"])).fetchall()
         rows = run(
-            sql(SQL_AROUND), (user, pool["id"], now, *ACTIVE, experiment["id"], *ACTIVE, end, start)
+            self.sql(SQL_AROUND),
+            (user, pool["id"], now, *ACTIVE, experiment["id"], *ACTIVE, end, start),
         ).fetchall()
         # rows: the user's current bookings in the pool, and the experiment's overlapping ones
         busy = [r for r in rows if r[2] == experiment["id"] and r[3] < end and r[4] > start]
         if not busy:
             self._insert(conn, (user, pool["id"], experiment["id"], start, end, end, "booked", now))
-        if self.backend == "postgres":
-            conn.commit()
-        else:
-            run("COMMIT")
+        run("COMMIT")
+        return not busy
+
+    def _book_once_in_pipeline(
+        self, conn: object, lab: dict, user: int, experiment: dict, interval: tuple
+    ) -> bool:
+        """PostgreSQL, as booking_create sends it (its pipeline): BEGIN, the catalogue read
+        (which locks the user) and the read of the bookings around in one round trip, then
+        the insert and COMMIT in another."""
+        pool = lab["pool"]
+        now = datetime.now(UTC)
+        start, end = interval
+        with conn.pipeline():  # psycopg queues its BEGIN with the first statement
+            catalogue = conn.execute(
+                SQL_CATALOGUE[self.backend], (user, user, user, experiment["slug"], pool["slug"])
+            )
+            around = conn.execute(
+                SQL_AROUND_BY_SLUG,
+                (pool["slug"], user, now, end, start, experiment["slug"], end, start),
+            )
+            catalogue.fetchall()
+            rows = around.fetchall()
+            busy = [r for r in rows if r[2] == experiment["id"] and r[3] < end and r[4] > start]
+            if not busy:
+                self._insert(
+                    conn, (user, pool["id"], experiment["id"], start, end, end, "booked", now)
+                )
+            conn.commit()  # COMMIT, sent with the insert
         return not busy
 
     def _insert(self, conn: object, values: tuple) -> None:
@@ -723,12 +748,10 @@ STEPS = (
     ("/rest_framework/views.py", "initial", "DRF: permissions, throttles, negotiation"),
     ("/booking/apis.py", "parse", "parse and validate the body"),
     ("/booking/services/bookings.py", "booking_create", "booking_create: rules and glue"),
-    ("/django/db/transaction.py", "__enter__", "BEGIN / COMMIT"),
-    ("/django/db/transaction.py", "__exit__", "BEGIN / COMMIT"),
-    ("/booking/services/bookings.py", "_read_catalogue", "query: lock the user, catalogue"),
+    # booking_create's pipeline (PostgreSQL): its two round trips
+    ("/psycopg/cursor.py", "fetchall", "round trip: BEGIN, lock, catalogue, bookings around"),
+    ("/psycopg/_pipeline.py", "__exit__", "round trip: insert, COMMIT"),
     ("/booking/services/bookings.py", "_check_windows", "query: windows"),
-    ("/booking/services/bookings.py", "_bookings_around", "query: the bookings around"),
-    ("/booking/services/bookings.py", "_insert", "query: insert"),
     ("/booking/", "booking_confirmation_enqueue", "on_commit: confirmation task to Redis"),
     ("/booking/apis.py", "booking_to_dict", "response: booking_to_dict"),
     ("/rest_framework/response.py", "rendered_content", "response: JSON rendering"),

@@ -35,6 +35,29 @@ WHERE (b.user_id = %s AND b.pool_id = %s
    OR (b.experiment_id IN ({marks}) AND b.status IN (%s, %s) AND b.start < %s AND b."end" > %s)
 """
 QUOTA_SQL = 'OR (b.start < %s AND b."end" > %s)'
+# PostgreSQL: the same read, finding the pool, its quota period and the experiments from the
+# slugs the request names instead of from the catalogue read's answer. It needs nothing that
+# read returns, so both go to the server together (booking_create's pipeline); it runs after
+# the catalogue read has taken the user's lock, in a snapshot of its own (READ COMMITTED), so it
+# sees every booking of the user committed before the lock was granted. The quota's rows are
+# read whether the pool has a quota or not (a pool without one reads the interval's own); the
+# caller counts them only for a quota. {only} narrows the experiments to the one named.
+# Parameters: pool slug, user, now, the interval's end and start (quota), [experiment slug],
+# the interval's end and start (the experiments' overlaps).
+AROUND_BY_SLUG_SQL = """
+WITH p AS (SELECT id, make_interval(secs => coalesce(quota_period, 0)) AS span
+           FROM booking_pool WHERE slug = %s)
+SELECT b.user_id, b.pool_id, b.experiment_id, b.start, b."end", b.status, b.cancelled_at
+FROM booking_booking b
+WHERE (b.user_id = %s AND b.pool_id = (SELECT id FROM p)
+       AND ((b."end" > %s AND b.status IN ({active}))
+            OR (b.start < %s::timestamptz + (SELECT span FROM p)
+                AND b."end" > %s::timestamptz - (SELECT span FROM p))))
+   OR (b.experiment_id = ANY (ARRAY(SELECT pe.experiment_id FROM booking_pool_experiments pe
+                                    JOIN booking_experiment e ON e.id = pe.experiment_id {only}
+                                    WHERE pe.pool_id = (SELECT id FROM p)))
+       AND b.status IN ({active}) AND b.start < %s AND b."end" > %s)
+"""
 # Serialises one user's bookings on PostgreSQL: alone (extending), or inside the catalogue
 # read (booking). NO KEY UPDATE conflicts with itself but not with the FOR KEY SHARE that
 # other transactions take on the row at their commit, for the rows they wrote that point at
@@ -145,4 +168,13 @@ def catalogue_sql(*, lock: bool, one_experiment: bool) -> str:
         lock=LOCK_USER_SQL if lock else "",
         locked=LOCKED_SQL if lock else "",
         only="WHERE e.slug = %s" if one_experiment else "",
+    )
+
+
+def around_by_slug_sql(*, active: tuple[str, ...], one_experiment: bool) -> str:
+    """AROUND_BY_SLUG_SQL for the active statuses (constants, written in), for one experiment
+    or all the pool's."""
+    return AROUND_BY_SLUG_SQL.format(
+        active=", ".join(f"'{status}'" for status in active),
+        only="AND e.slug = %s" if one_experiment else "",
     )

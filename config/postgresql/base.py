@@ -101,6 +101,16 @@ def rollback_keeping_prepared(conn) -> None:
             conn.wait(conn._exec_command(b"ROLLBACK"))
 
 
+def queue_command(conn, command: bytes) -> None:
+    """In pipeline mode, queue a transaction command (BEGIN, COMMIT, ROLLBACK): it goes to
+    the server with the pipeline's next sync. psycopg's `commit()` and `rollback()` sync at
+    once (a round trip each), and a ROLLBACK run as a query makes psycopg forget the
+    connection's prepared statements, as its `rollback()` does. This goes through psycopg's
+    generator for commands, as `rollback_keeping_prepared` does."""
+    with conn.lock:
+        conn.wait(conn._exec_command(command))
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict:
         params = super().get_connection_params()

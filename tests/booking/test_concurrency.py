@@ -354,6 +354,48 @@ def test_a_booking_racing_an_uncommitted_overlap_waits_for_it_then_gets_409(lab,
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("rule", ["max_bookings", "quota_exceeded"])
+def test_a_booking_waiting_for_the_users_own_open_booking_counts_it(lab, rule):
+    """The student's first booking (pend01) is inserted but not committed when their second
+    (pend00, an hour later) arrives. The second waits for the user's lock, which its catalogue
+    read takes; its read of the user's bookings, sent to PostgreSQL in the same round trip
+    (booking_create's pipeline), runs once the lock is granted, in a snapshot of its own: it
+    sees the first booking and refuses the second. Read in the catalogue read's snapshot, it
+    would miss it, and the student would hold more than the pool allows."""
+    if rule == "max_bookings":
+        lab.pool.max_bookings = 1
+    else:
+        lab.pool.quota_period, lab.pool.quota_limit = 86400, 20 * 60
+    lab.pool.save()
+    start = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
+
+    def first() -> None:
+        from booking.services.bookings import booking_create
+
+        booking_create(
+            user=lab.student,
+            pool_slug="pendulums",
+            experiment_slug="pend01",
+            start=start,
+            end=start + timedelta(minutes=15),
+            now=timezone.now(),
+        )
+
+    # Logged in first: a login writes the user's row, which the open transaction locks.
+    client = client_for(lab.student)
+    second = start + timedelta(hours=1)
+    body = {"pool": "pendulums", "experiment": "pend00"}
+    body |= {"start": second.isoformat(), "end": (second + timedelta(minutes=15)).isoformat()}
+    outcome = _request_beside_an_open_transaction(
+        first,
+        lambda: _answer(client.post("/api/v1/bookings/", body, content_type="application/json")),
+        waits_for=_wait_for_a_lock_wait(),
+    )
+    assert outcome["status"] == 422 and outcome["body"]["code"] == rule, outcome
+    assert [b.experiment for b in _assert_no_overlap()] == [lab.pend01]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_bookings_of_one_experiment_for_other_times_do_not_wait_for_each_other(lab):
     """On PostgreSQL the turn is on the time a write covers: while an uncommitted booking of
     pend00 holds its half hour, a booking of pend00 for the next half hour (meeting it at a

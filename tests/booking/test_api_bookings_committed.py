@@ -1,0 +1,131 @@
+"""The booking API's rules again, each request committing as in production: no test
+transaction around it. On PostgreSQL booking_create then sends its statements in a pipeline
+(booking/services/bookings.py), which tests inside a test transaction never reach; on SQLite
+these are its IMMEDIATE transactions as production runs them."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+from psycopg import pq
+
+from booking.errors import ApiError
+from booking.models import Booking
+from booking.services import bookings
+from config.settings.env import PREPARE_THRESHOLD
+from tests.booking import test_api_bookings as api
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("frozen")]
+
+# Every test of the API's booking rules and refusals, collected here a second time.
+test_it_books_an_experiment_and_shows_it = api.test_it_books_an_experiment_and_shows_it
+test_it_picks_a_free_experiment_when_none_is_named = (
+    api.test_it_picks_a_free_experiment_when_none_is_named
+)
+test_it_refuses_any_experiment_when_all_are_taken = (
+    api.test_it_refuses_any_experiment_when_all_are_taken
+)
+test_it_rejects_an_overlapping_booking = api.test_it_rejects_an_overlapping_booking
+test_a_cancelled_booking_frees_the_slot = api.test_a_cancelled_booking_frees_the_slot
+test_it_applies_the_pool_policy = api.test_it_applies_the_pool_policy
+test_it_refuses_a_non_member = api.test_it_refuses_a_non_member
+test_it_refuses_outside_the_allowed_windows = api.test_it_refuses_outside_the_allowed_windows
+test_it_refuses_a_denied_window = api.test_it_refuses_a_denied_window
+test_it_limits_current_and_future_bookings = api.test_it_limits_current_and_future_bookings
+test_a_booking_of_ones_own_that_overlaps_the_request_counts_once = (
+    api.test_a_booking_of_ones_own_that_overlaps_the_request_counts_once
+)
+test_quota_counts_a_rolling_period_and_refunds_early_cancellation = (
+    api.test_quota_counts_a_rolling_period_and_refunds_early_cancellation
+)
+test_a_booking_cancelled_while_running_counts_up_to_the_cancellation = (
+    api.test_a_booking_cancelled_while_running_counts_up_to_the_cancellation
+)
+test_it_refuses_an_unavailable_or_hidden_experiment = (
+    api.test_it_refuses_an_unavailable_or_hidden_experiment
+)
+test_a_maintainer_may_book_their_unavailable_or_hidden_experiment = (
+    api.test_a_maintainer_may_book_their_unavailable_or_hidden_experiment
+)
+test_bad_input_gets_a_code_and_writes_nothing = api.test_bad_input_gets_a_code_and_writes_nothing
+
+
+def test_outside_a_transaction_bookings_take_the_pipeline_on_postgresql(lab):
+    assert bookings._in_pipeline() is (connection.vendor == "postgresql")
+    with transaction.atomic():
+        assert bookings._in_pipeline() is False  # a caller's transaction: one statement each
+
+
+def _book(lab, user, minutes: int, experiment: str | None = "pend00", length: int = 10):
+    start = (timezone.now() + timedelta(minutes=minutes)).replace(microsecond=0)
+    return bookings.booking_create(
+        user=user,
+        pool_slug="pendulums",
+        experiment_slug=experiment,
+        start=start,
+        end=start + timedelta(minutes=length),
+        now=timezone.now(),
+    )
+
+
+def test_every_outcome_leaves_the_connection_idle_with_its_prepared_statements(lab):
+    """Bookings, then refusals from each stage (the catalogue read, the rules on the bookings
+    around; the database refusing the insert is in test_concurrency.py), then a booking, on
+    one connection: after each the connection is out of any transaction (and, on PostgreSQL,
+    out of pipeline mode). The refusals keep the connection's prepared statements: a rollback
+    that made psycopg forget them (DEALLOCATE ALL) would have PostgreSQL parse and plan each
+    statement again on its next runs."""
+    lab.pool.max_bookings = 100
+    lab.pool.save()
+    refusals = {
+        "invalid": lambda n: bookings.booking_create(
+            user=lab.student,
+            pool_slug="nowhere",
+            experiment_slug=None,
+            start=timezone.now() + timedelta(hours=1),
+            end=timezone.now() + timedelta(hours=2),
+            now=timezone.now(),
+        ),
+        "not_member": lambda n: _book(lab, lab.outsider, 60 * n),
+        "too_long": lambda n: _book(lab, lab.student, 60 * n, length=120),
+        "slot_taken": lambda n: _book(lab, lab.student2, 60 * (n - 1)),
+    }
+
+    def idle(after: str) -> None:
+        if connection.vendor == "postgresql":
+            pgconn = connection.connection.pgconn
+            assert pgconn.transaction_status == pq.TransactionStatus.IDLE, after
+            assert pgconn.pipeline_status == pq.PipelineStatus.OFF, after
+        else:
+            assert not connection.connection.in_transaction, after
+
+    runs = """SELECT sum(generic_plans + custom_plans) FROM pg_prepared_statements
+              WHERE statement LIKE %s"""
+    kinds = ("%FOR NO KEY UPDATE%", "%ARRAY(SELECT pe.experiment_id%", "%INSERT INTO booking%")
+
+    def counts() -> list:
+        if connection.vendor != "postgresql":
+            return []
+        with connection.cursor() as cursor:
+            return [cursor.execute(runs, [kind]).fetchone()[0] for kind in kinds]
+
+    made = [_book(lab, lab.student, 60 * n) for n in range(1, PREPARE_THRESHOLD + 2)]
+    idle("bookings")
+    before = counts()
+    n = PREPARE_THRESHOLD + 2
+    for code, refused in refusals.items():
+        with pytest.raises(ApiError) as error:
+            refused(n)
+        assert error.value.code == code
+        idle(code)
+    made.append(_book(lab, lab.student, 60 * n))
+    idle("a booking after the refusals")
+    assert sorted(Booking.objects.values_list("pk", flat=True)) == sorted(b.pk for b in made)
+    if connection.vendor == "postgresql":
+        # Each statement prepared before the refusals, run as such again since: the catalogue
+        # read and the bookings around (sent with it) by every request naming pendulums and
+        # pend00 (the unknown pool's request names no experiment: statements of their own),
+        # the insert by the last booking only.
+        assert all(before), before
+        assert counts() == [before[0] + 4, before[1] + 4, before[2] + 1]
