@@ -310,6 +310,10 @@ SQL_AROUND_BY_SLUG = around_by_slug_sql(active=ACTIVE, one_experiment=True)
 SQL_ACTIVE = 'SELECT experiment_id, start, "end" FROM booking_booking WHERE status IN (%s, %s)'
 
 
+class NotInserted(Exception):
+    """PostgreSQL's insert wrote nothing (booking/sql.py): here, a reference in use."""
+
+
 class Database:
     """One backend's database, opened directly (not through Django)."""
 
@@ -375,22 +379,16 @@ class Database:
     def book(self, conn: object, lab: dict, user: int, experiment: dict, interval: tuple) -> bool:
         """booking_create's statements in one transaction; False when the slot is taken. As
         booking_create, the whole transaction runs again when the random reference is
-        already taken (the database refuses the insert)."""
-        errors = (sqlite3.IntegrityError,)
-        if self.backend == "postgres":
-            import psycopg
-
-            errors += (psycopg.errors.UniqueViolation,)
+        already taken (SQLite refuses the insert; PostgreSQL's inserts nothing)."""
         for _ in range(REFERENCE_ATTEMPTS):
             try:
                 return self._book_once(conn, lab, user, experiment, interval)
-            except errors as error:
+            except NotInserted:
+                pass  # PostgreSQL: committed nothing
+            except sqlite3.IntegrityError as error:
                 if "reference" not in str(error):
                     raise
-                if self.backend == "postgres":
-                    conn.rollback()
-                else:
-                    conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
         raise RuntimeError(f"raw floor: {REFERENCE_ATTEMPTS} references taken in a row")
 
     def _book_once(
@@ -436,25 +434,28 @@ class Database:
             catalogue.fetchall()
             rows = around.fetchall()
             busy = [r for r in rows if r[2] == experiment["id"] and r[3] < end and r[4] > start]
+            inserted = None
             if not busy:
-                self._insert(
+                inserted = self._insert(
                     conn, (user, pool["id"], experiment["id"], start, end, end, "booked", now)
                 )
             conn.commit()  # COMMIT, sent with the insert
+        if inserted is not None and inserted.rowcount == 0:
+            raise NotInserted  # a reference in use: as booking_create, try again
         return not busy
 
-    def _insert(self, conn: object, values: tuple) -> None:
-        """The insert, as booking_create sends it: no savepoint (a reference already taken
-        fails the transaction, and book() runs it again)."""
+    def _insert(self, conn: object, values: tuple) -> object:
+        """The insert, as booking_create sends it, and its cursor: no savepoint (a reference
+        already taken fails SQLite's transaction, and PostgreSQL's inserts nothing; book()
+        runs it again)."""
         booking_id = uuid.uuid4()
         reference = "".join(random.choices(REFERENCE_ALPHABET, k=6))
         if self.backend == "postgres":  # the insert takes the turn on its slots first
             turn_sql, turn = slots_turn(values[2], values[3], values[4])
             # then checks that the experiment is still in service (no maintainer here)
             params = (booking_id, reference, *values, *turn, values[2], False)
-            conn.execute(INSERT_IN_TURN_SQL[turn_sql], params)
-        else:
-            conn.execute(self.sql(INSERT_SQL), (booking_id.hex, reference, *values))
+            return conn.execute(INSERT_IN_TURN_SQL[turn_sql], params)
+        return conn.execute(self.sql(INSERT_SQL), (booking_id.hex, reference, *values))
 
 
 class TurnWaits:

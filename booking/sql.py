@@ -131,8 +131,13 @@ INSERT_SQL = INSERT_TEMPLATE.format(reason="''")
 # inserted, cursor.rowcount 0). The catalogue read earlier in the transaction cannot do this:
 # its snapshot predates any wait. The lock replaces the FOR KEY SHARE the booking's foreign
 # key check would take on the row at the commit. The lateral subquery reads the turn's
-# column, so the turn comes first. Parameters: INSERT_SQL's, the turn's, then the experiment
-# and whether the booker maintains it.
+# column, so the turn comes first. A row the constraints refuse (an overlapping booking that
+# committed first, whose row the turn makes the loser of a race meet at once; a reference
+# already in use) is not inserted either, instead of failing the statement: booking_create
+# sends COMMIT with the insert (its pipeline), and a failed statement would make PostgreSQL
+# skip the COMMIT. No row inserted: booking_create tries again, and that read says why.
+# Parameters: INSERT_SQL's, the turn's, then the experiment and whether the booker maintains
+# it.
 INSERT_IN_TURN_TEMPLATE = """
 INSERT INTO booking_booking (id, reference, user_id, pool_id, experiment_id, start, "end",
     booked_end, status, created_at, started_at, cancelled_at, cancelled_by_id, cancel_reason)
@@ -142,6 +147,7 @@ FROM (SELECT '' AS held FROM ({turn}) AS taken) AS turn,
      LATERAL (SELECT e.id FROM booking_experiment e
               WHERE e.id = %s AND (e.available OR %s) AND turn.held = ''
               FOR SHARE OF e) AS open
+ON CONFLICT DO NOTHING
 """
 INSERT_IN_TURN_SQL = {
     turn: INSERT_IN_TURN_TEMPLATE.format(turn=turn)  # noqa: S608 - constants only

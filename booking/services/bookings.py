@@ -284,17 +284,18 @@ def experiment_in_service_locked(experiment_id: int) -> bool:
     return bool(row and row[0])
 
 
-class _ExperimentWentOutOfService(Exception):
-    """The insert found the experiment out of service (PostgreSQL: an action that took it out
-    committed after the catalogue read): it wrote nothing."""
+class _NotInserted(Exception):
+    """The insert wrote nothing (PostgreSQL, booking/sql.py): since the reads, an action took
+    the experiment out of service, or a booking of its time or one with the same reference
+    was committed. Another try reads again, and refuses for what it finds."""
 
 
 def _insert_statement(booking: Booking, *, maintained: bool) -> tuple[str, list]:
     """INSERT_SQL for a new booking (the ORM's save() costs more than the statement), and its
     parameters. On PostgreSQL the same statement first takes the turn on the experiment's
     slots it covers, then inserts only if the experiment is still available or `maintained`
-    (booking/sql.py): no row inserted means out of service. On SQLite the IMMEDIATE
-    transaction has held the write lock since the catalogue read."""
+    (booking/sql.py), and inserts nothing where a constraint would refuse the row. On SQLite
+    the IMMEDIATE transaction has held the write lock since the catalogue read."""
     adapt = connection.ops.adapt_datetimefield_value
     sql, in_turn = INSERT_SQL, []
     if connection.vendor == "postgresql":
@@ -318,7 +319,7 @@ def _insert_statement(booking: Booking, *, maintained: bool) -> tuple[str, list]
 
 def _written(booking: Booking, rowcount: int) -> Booking:
     if rowcount == 0:
-        raise _ExperimentWentOutOfService
+        raise _NotInserted
     booking._state.adding = False
     booking._state.db = connection.alias
     return booking
@@ -392,7 +393,7 @@ def _create_in_atomic(
             now=now,
         )
         cursor.execute(*_insert_statement(booking, maintained=maintained))
-        _written(booking, cursor.rowcount)  # out of service: rolled back, nothing written
+        _written(booking, cursor.rowcount)  # nothing written: rolled back
         transaction.on_commit(partial(booking_confirmation_enqueue, booking.pk))
         return booking
 
@@ -454,7 +455,7 @@ def _create_in_pipeline(
                 connection.close()
         cursor.close()
         around.close()
-    _written(booking, rowcount)  # out of service: committed nothing
+    _written(booking, rowcount)  # nothing written: committed nothing
     booking_confirmation_enqueue(booking.pk)
     return booking
 
@@ -481,10 +482,13 @@ def booking_create(
 ) -> Booking:
     """Book, with every rule checked in the transaction that writes the booking.
 
-    The insert needs no savepoint: if the database refuses it (PostgreSQL's exclusion
-    constraint when a racing booking committed first, or a reference already in use), or
-    inserts nothing (the experiment taken out of service after the catalogue read), the whole
-    transaction is rolled back and, where another try can succeed, run again.
+    The insert needs no savepoint. On PostgreSQL it inserts nothing where the exclusion
+    constraint or the reference's uniqueness would refuse the row (a racing booking committed
+    first, a reference already in use), or where the experiment went out of service after the
+    catalogue read; on SQLite the database refuses a reference already in use. Either way
+    nothing is written, and the whole booking is tried again: its reads then see what
+    committed meanwhile and refuse (slot_taken, experiment_unavailable), or a booking "of any
+    experiment" takes another, or a new reference goes in.
     """
     if end <= start:
         raise ApiError("invalid", "The end must be after the start.", 400)
@@ -498,10 +502,8 @@ def booking_create(
                 interval=(start, end),
                 now=now,
             )
-        except _ExperimentWentOutOfService:
-            if experiment_slug is not None:
-                raise rule_error("experiment_unavailable") from None
-            # "any": read again; the catalogue no longer offers it
+        except _NotInserted:
+            continue  # read again: what committed meanwhile decides
         except IntegrityError as error:
             if _is_overlap_violation(error):
                 if experiment_slug is not None:
