@@ -129,3 +129,16 @@ def test_every_outcome_leaves_the_connection_idle_with_its_prepared_statements(l
         # the insert by the last booking only.
         assert all(before), before
         assert counts() == [before[0] + 4, before[1] + 4, before[2] + 1]
+
+
+def test_a_reference_already_in_use_is_drawn_again(lab, monkeypatch):
+    """The database refuses a second booking with the same reference (SQLite fails the
+    insert; PostgreSQL's inserts nothing, booking/sql.py): booking_create tries again with a
+    new one, and nothing of the first try remains."""
+    first = _book(lab, lab.student, 60)
+    drawn = iter([first.reference, "ZZZZZ2"])
+    monkeypatch.setattr(bookings.rules, "new_reference", lambda: next(drawn))
+    second = _book(lab, lab.student2, 120)
+    assert second.reference == "ZZZZZ2"
+    stored = sorted(Booking.objects.values_list("reference", "user__username"))
+    assert stored == sorted([(first.reference, "student"), ("ZZZZZ2", "student2")])
