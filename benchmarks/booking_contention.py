@@ -753,7 +753,7 @@ STEPS = (
     ("/psycopg/cursor.py", "fetchall", "round trip: BEGIN, lock, catalogue, bookings around"),
     ("/psycopg/_pipeline.py", "__exit__", "round trip: insert, COMMIT"),
     ("/booking/services/bookings.py", "_check_windows", "query: windows"),
-    ("/booking/", "booking_confirmation_enqueue", "on_commit: confirmation task to Redis"),
+    ("/booking/", "booking_confirmation_enqueue", "after the commit: confirmation hook"),
     ("/booking/apis.py", "booking_to_dict", "response: booking_to_dict"),
     ("/rest_framework/response.py", "rendered_content", "response: JSON rendering"),
 )
