@@ -412,8 +412,12 @@ def _create_in_pipeline(
     go to the server together; the rules run on both answers; then the insert and COMMIT go
     together. The server runs the statements in order, each in a snapshot of its own (READ
     COMMITTED), so the bookings are read after the lock is granted, as one after another.
-    A refusal sends ROLLBACK instead of the insert. If the insert fails (a racing booking
-    committed first), the server skips the COMMIT and the transaction is rolled back here.
+    A refusal sends ROLLBACK instead of the insert. Where a constraint refuses its row (a
+    racing booking committed first) the insert inserts nothing rather than failing
+    (booking/sql.py): a failed statement would make the server skip the COMMIT, and leaving
+    the pipeline could then raise the skipped COMMIT's error ("pipeline aborted") instead of
+    the statement's. Should a statement fail all the same, the transaction is rolled back
+    here.
     On these machines a round trip costs about 0.3 ms of CPU between the web process and
     PostgreSQL (docs/benchmarks.md, tenth look)."""
     connection.ensure_connection()
