@@ -66,6 +66,12 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return None
 
 
+def json_400(request, exception=None) -> JsonResponse:  # noqa: ARG001
+    """What Django refuses before the API sees the request (an unknown Host header, a
+    malformed cookie or form the framework rejects), in the API's shape."""
+    return JsonResponse(error_body("invalid", MESSAGES["bad_request"]), status=400)
+
+
 def json_404(request, exception=None) -> JsonResponse:  # noqa: ARG001
     return JsonResponse(error_body("not_found", MESSAGES["not_found"]), status=404)
 

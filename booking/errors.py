@@ -37,6 +37,9 @@ MESSAGES = {
     "permission_denied": "You may not do that.",
     "throttled": "Too many attempts; wait a little and try again.",
     "invalid": "The request is not valid.",
+    "bad_request": (
+        "The request could not be read (a Host header this server does not answer to, for one)."
+    ),
     "unknown_pool": "There is no such pool.",
     "unknown_experiment": "There is no such experiment in this pool.",
     "no_free_experiment": "Every experiment in this pool is booked for part of this time.",

@@ -1,4 +1,4 @@
-"""The 503 answers every API operation can give, added to the OpenAPI document."""
+"""The 400 and 503 answers every API operation can give, added to the OpenAPI document."""
 
 ERROR = {"$ref": "#/components/schemas/ErrorOut"}
 RETRY_AFTER = {
@@ -7,6 +7,10 @@ RETRY_AFTER = {
 BUSY = (
     "`server_busy`: the database is busy or unreachable for a moment; nothing was changed. "
     "Retry after the Retry-After seconds."
+)
+BAD_REQUEST = (
+    "`invalid`: the request could not be read before the operation saw it (a Host header "
+    "this server does not answer to, for one); nothing was changed."
 )
 RELAY = "`relay_unavailable`: a relay of the experiment has no usable secret configured."
 # Operations that sign stream tokens, so can also meet a misconfigured relay.
@@ -27,6 +31,10 @@ def add_unavailable(result: dict, generator, request, public) -> dict:
                 continue
             signs = operation.get("operationId") in SIGNING
             description = BUSY + (f" {RELAY}" if signs else "")
+            refused = operation["responses"].setdefault(
+                "400", {"description": "", "content": {"application/json": {"schema": ERROR}}}
+            )
+            refused["description"] = " ".join(filter(None, [refused["description"], BAD_REQUEST]))
             operation["responses"].setdefault(
                 "503",
                 {

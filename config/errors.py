@@ -3,7 +3,13 @@
 from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
-from booking.api_errors import json_404, json_500
+from booking.api_errors import json_400, json_404, json_500
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return json_400(request, exception)
+    return defaults.bad_request(request, exception)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

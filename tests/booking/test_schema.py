@@ -6,6 +6,7 @@ from datetime import timedelta
 import jsonschema
 import pytest
 
+from booking.errors import MESSAGES
 from tests.booking.test_api_bookings import book
 from tests.conftest import NOW
 
@@ -135,3 +136,23 @@ def test_every_operation_documents_its_503(schema, student_client, monkeypatch, 
     response = student_client.post(f"/api/v1/bookings/{booking['id']}/session/")
     assert response.status_code == 503
     check(schema, "/api/v1/bookings/{booking_id}/session/", "post", response)
+
+
+def test_a_request_django_refuses_before_the_api_is_a_documented_400(schema, student_client):
+    """A Host header the server does not answer to (found by the fuzz) is refused by Django
+    before any view runs: on API paths in the API's shape, documented on every operation;
+    the pages keep Django's own page."""
+    operations = [
+        (path, method, operation)
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+        if method in {"get", "post"}
+    ]
+    for path, method, operation in operations:
+        assert "invalid" in operation["responses"]["400"]["description"], (path, method)
+    response = student_client.get("/api/v1/session/", HTTP_HOST="q[")
+    assert response.status_code == 400
+    assert response.json() == {"code": "invalid", "detail": MESSAGES["bad_request"]}
+    check(schema, "/api/v1/session/", "get", response)
+    page = student_client.get("/accounts/login/", HTTP_HOST="q[")
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
