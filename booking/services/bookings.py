@@ -317,12 +317,11 @@ def _insert_statement(booking: Booking, *, maintained: bool) -> tuple[str, list]
     ]
 
 
-def _written(booking: Booking, rowcount: int) -> Booking:
+def _written(booking: Booking, rowcount: int) -> None:
     if rowcount == 0:
         raise _NotInserted
     booking._state.adding = False
     booking._state.db = connection.alias
-    return booking
 
 
 def _new_booking(
@@ -509,10 +508,7 @@ def booking_create(
         except _NotInserted:
             continue  # read again: what committed meanwhile decides
         except IntegrityError as error:
-            if _is_overlap_violation(error):
-                if experiment_slug is not None:
-                    raise rule_error("slot_taken") from None
-                continue  # "any": read again and take another free experiment
+            # SQLite (no exclusion constraint there; PostgreSQL's insert inserts nothing)
             if "reference" not in str(error):
                 raise
     raise rule_error("slot_taken")
