@@ -11,8 +11,9 @@ out) whatever the middleware.
 
 The request body is read before the application runs (spooled to disk above
 `FILE_UPLOAD_MAX_MEMORY_SIZE`, as Django's ASGI handler does), and the response is built
-whole before it is sent: no view here streams. The database connection a thread used goes
-back to the pool on `request_finished`, in that thread, as under any threaded WSGI server.
+whole before it is sent: no view here streams. Each thread keeps its PostgreSQL connection
+from one request to the next (config/postgresql), unless a request left it unusable or it is
+due back to the pool.
 
 A request that waited longer than `queue_timeout` seconds for a thread is not run: it gets
 503 `server_busy` with `Retry-After`, and nothing is changed. Requests wait that long only
@@ -56,7 +57,9 @@ class WSGIBridge:
         clock=time.monotonic,
     ) -> None:
         self.application = application
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="http")
+        self.executor = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="http", initializer=_keep_connections
+        )
         self.queue_timeout = queue_timeout  # 0: requests wait for a thread however long
         self.clock = clock
 
@@ -125,6 +128,15 @@ class WSGIBridge:
             [(name.lower().encode("latin1"), value.encode("latin1")) for name, value in headers],
             b"".join(chunks),
         )
+
+
+def _keep_connections() -> None:
+    """Each request thread keeps its database connections between requests (the threads
+    are few and live as long as the process; config/postgresql)."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=False):
+        conn.keep_between_requests = True
 
 
 def wsgi_environ(scope: dict, body) -> dict:

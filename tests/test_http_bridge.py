@@ -258,3 +258,17 @@ def test_django_answers_through_the_bridge():
     assert headers[b"content-type"] == b"application/json"
     assert b"x-content-type-options" in headers
     assert json.loads(sent[1]["body"])["code"] == "not_authenticated"
+
+
+def test_request_threads_keep_their_database_connections_between_requests():
+    from django.db import connections
+
+    def which(environ_, start_response):
+        kept = [conn.keep_between_requests for conn in connections.all(initialized_only=False)]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(kept).encode()]
+
+    sent = call(WSGIBridge(which, threads=1), scope())
+    assert json.loads(sent[1]["body"]) == [True] * len(connections.all(initialized_only=False))
+    # This thread's connections are not the request threads'.
+    assert not any(getattr(conn, "keep_between_requests", False) for conn in connections.all())

@@ -52,24 +52,28 @@ INSTANTS = [
 
 
 @contextmanager
-def _postgres(**settings: object) -> Iterator:
+def _postgres(pool_max: int = 0, **settings: object) -> Iterator:
     """Our backend on the test server under an alias of its own (in the SQLite pass too);
-    contrib.postgres looks each new connection up by its alias."""
+    contrib.postgres looks each new connection up by its alias. With `pool_max`, pooled
+    and checked as the web processes' connections are."""
     from django.db import connections
 
     from config.postgresql.base import DatabaseWrapper
     from config.settings.env import database_from_url
 
-    settings_dict = database_from_url(os.environ["TEST_POSTGRES_URL"], pool_max=0)
-    settings_dict |= {"TIME_ZONE": None, "CONN_HEALTH_CHECKS": False, "ATOMIC_REQUESTS": False}
+    settings_dict = database_from_url(os.environ["TEST_POSTGRES_URL"], pool_max=pool_max)
+    if not pool_max:
+        settings_dict["CONN_HEALTH_CHECKS"] = False
+    settings_dict |= {"TIME_ZONE": None, "ATOMIC_REQUESTS": False}
     settings_dict |= {"AUTOCOMMIT": True, "TEST": {}} | settings
-    alias = f"timestamps-{settings_dict['TIME_ZONE']}"
+    alias = f"timestamps-{settings_dict['TIME_ZONE']}-{pool_max}"
     wrapper = DatabaseWrapper(settings_dict, alias)
     connections[alias] = wrapper
     try:
         yield wrapper
     finally:
         wrapper.close()
+        wrapper.close_pool()
         del connections[alias]
 
 
@@ -163,3 +167,76 @@ def test_a_rollback_keeps_the_connections_prepared_statements(db):
             # Still prepared on the server, and run as that statement again (psycopg's own
             # rollback sends DEALLOCATE ALL: no row).
             assert cursor.fetchone() == (runs_before + 1,)
+
+
+def _backend_pid(wrapper) -> int:
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _end_request(wrapper) -> None:
+    """What `request_finished` (and the next `request_started`) does to a connection."""
+    wrapper.close_if_unusable_or_obsolete()
+
+
+def test_a_request_thread_keeps_its_connection_and_others_give_theirs_back(db):
+    with _postgres(pool_max=2) as wrapper:
+        _backend_pid(wrapper)  # any thread but the web processes' request threads
+        _end_request(wrapper)
+        assert wrapper.connection is None  # back to the pool
+
+        wrapper.keep_between_requests = True  # as the request threads are
+        pid = _backend_pid(wrapper)
+        kept = wrapper.connection
+        _end_request(wrapper)
+        assert wrapper.connection is kept
+        assert _backend_pid(wrapper) == pid
+
+
+def test_a_kept_connection_goes_back_to_the_pool_when_it_is_due(db, monkeypatch):
+    from config.postgresql import base
+
+    monkeypatch.setattr(base, "KEEP_SECONDS", 0.0)
+    with _postgres(pool_max=2) as wrapper:
+        wrapper.keep_between_requests = True
+        _backend_pid(wrapper)
+        _end_request(wrapper)
+        assert wrapper.connection is None
+
+
+def test_a_kept_connection_is_checked_without_a_round_trip_and_replaced_once_dead(db):
+    url = os.environ["TEST_POSTGRES_URL"]
+    seen = "SELECT query FROM pg_stat_activity WHERE pid = %s"
+    with _postgres(pool_max=2) as wrapper, psycopg.connect(url, autocommit=True) as watcher:
+        wrapper.keep_between_requests = True
+        pid = _backend_pid(wrapper)
+        _end_request(wrapper)
+        wrapper.close_if_health_check_failed()  # the next request's first query does this
+        # Django's own check would have sent a query: the last one is still ours.
+        assert watcher.execute(seen, [pid]).fetchone() == ("SELECT pg_backend_pid()",)
+
+        watcher.execute("SELECT pg_terminate_backend(%s)", [pid])
+        wait_until(
+            lambda: watcher.execute(seen, [pid]).fetchone() is None,
+            timeout=10,
+            what="the terminated backend to go",
+        )
+        _end_request(wrapper)
+        assert _backend_pid(wrapper) != pid  # a live connection, and no error
+
+
+def test_a_request_that_leaves_a_transaction_open_does_not_hand_it_on(db):
+    from psycopg import pq
+
+    with _postgres(pool_max=1) as wrapper:
+        wrapper.keep_between_requests = True
+        _backend_pid(wrapper)
+        wrapper.connection.execute("BEGIN")  # as a pipeline's BEGIN whose request was cut short
+        wrapper.connection.execute("CREATE TEMPORARY TABLE left_open (n integer)")
+        _end_request(wrapper)
+        assert wrapper.connection is None
+        with wrapper.cursor() as cursor:
+            assert wrapper.connection.info.transaction_status == pq.TransactionStatus.IDLE
+            cursor.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'left_open'")
+            assert cursor.fetchone() == (0,)  # rolled back by the pool, not committed
