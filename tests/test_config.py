@@ -164,6 +164,38 @@ def test_web_threads_choose_how_http_runs_under_asgi(threads, queue, expected, t
         assert done.stdout.split() == expected.split()
 
 
+@pytest.mark.parametrize(
+    ("pool", "threads", "refused"),
+    [("8", "2", False), ("3", "2", False), ("2", "2", True), ("4", "6", True), ("0", "4", False)],
+)
+def test_the_pool_has_connections_beyond_those_the_request_threads_keep(pool, threads, refused):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        # Settings only: nothing connects.
+        "DATABASE_URL": "postgres://user:secret@127.0.0.1:1/labbook",
+        "DATABASE_POOL_MAX": pool,
+        "WEB_THREADS": threads,
+    }
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if refused:
+        assert done.returncode != 0
+        assert f"DATABASE_POOL_MAX must be more than WEB_THREADS ({threads})" in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
+
+
 def test_every_model_change_has_its_migration(db):
     import io
 

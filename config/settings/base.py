@@ -170,6 +170,14 @@ WEB_PROCESSES = env_int("WEB_PROCESSES", 1)
 WEB_THREADS = env_int("WEB_THREADS", 2)
 if WEB_THREADS < 0:
     raise ImproperlyConfigured(f"WEB_THREADS must be 0 or more, not {WEB_THREADS}")
+# Each of those threads keeps a pooled PostgreSQL connection between requests
+# (config/postgresql): the pool needs more for the websockets and the jobs.
+_POOL = DATABASES["default"]["OPTIONS"].get("pool")
+if _POOL and WEB_THREADS >= _POOL["max_size"]:
+    raise ImproperlyConfigured(
+        f"DATABASE_POOL_MAX must be more than WEB_THREADS ({WEB_THREADS}): each request "
+        "thread keeps one of the pool's connections"
+    )
 # Seconds a request may wait for one of those threads before it is answered 503 server_busy
 # without running (0: no limit). Healthy queues wait milliseconds.
 WEB_QUEUE_TIMEOUT = env_int("WEB_QUEUE_TIMEOUT", 3)
