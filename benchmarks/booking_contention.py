@@ -1,8 +1,9 @@
 """Booking POSTs from 32 concurrent clients: throughput, latency, safety and memory.
 
 For each database (a private PostgreSQL server, a SQLite file) and each serving set-up,
-one aiohttp client process runs 32 logged-in students through the real session and CSRF
-checks. Set-ups (--setups):
+one client process runs 32 logged-in students through the real session and CSRF checks, on
+kept-alive HTTP/1.1 connections of its own (`Connection`: half of aiohttp's CPU per
+request, since it shares the cores with the servers). Set-ups (--setups):
 
 - uvicorn:N     N uvicorn processes (production's web processes, serving HTTP and
                 websockets), each on its own port;
@@ -61,6 +62,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -207,18 +209,86 @@ def booking_for(mode: str, n: int, lab: dict, base: datetime) -> tuple[dict, dat
 def load(urls: list[str], lab: dict, mode: str, base: datetime, count: int, seconds: float) -> dict:
     """One phase from CLIENTS concurrent clients; each request goes to the url with the fewest
     requests in flight (ties broken at random), as nginx's `least_conn`. The client shares
-    the cores with the servers it measures: it runs on uvloop, as they do, to take less."""
+    the cores with the servers it measures: it runs on uvloop, as they do, and speaks HTTP
+    with `Connection`, to take less."""
     import uvloop
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(_load(urls, lab, mode, base, count, seconds))
 
 
+class Connection:
+    """One kept-alive HTTP/1.1 connection to one web process: a request's bytes out, the
+    status and body back. It parses only what these servers send (a status line, headers
+    with `content-length` or chunked encoding), so it takes half of aiohttp's CPU
+    per request: the client shares the cores with the servers it measures."""
+
+    def __init__(self, url: str) -> None:
+        address = urllib.parse.urlsplit(url)
+        self.host, self.port = address.hostname, address.port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            self.writer.write(head + body)
+            status, length, chunked, close = _response_head(
+                await self.reader.readuntil(b"\r\n\r\n")
+            )
+            if chunked:
+                content = await self._chunks()
+            else:
+                content = await self.reader.readexactly(length) if length else b""
+        except BaseException:
+            self.close()
+            raise
+        if close:
+            self.close()
+        return status, content
+
+    async def _chunks(self) -> bytes:
+        parts = []
+        while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            parts.append(await self.reader.readexactly(size + 2))
+        await self.reader.readuntil(b"\r\n")  # the end of the (empty) trailers
+        return b"".join(part[:-2] for part in parts)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def _response_head(head: bytes) -> tuple[int, int, bool, bool]:
+    """Status, content length, chunked?, connection to close? of a response head."""
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length, chunked, close = 0, False, False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+        elif name == b"connection":
+            close = b"close" in value.lower()
+    return status, length, chunked, close
+
+
+def _request_head(method: str, url: str, headers: dict[str, str], length: int) -> bytes:
+    address = urllib.parse.urlsplit(url)
+    lines = [f"{method} {address.path or '/'} HTTP/1.1", f"Host: {address.netloc}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
 async def _load(
     urls: list[str], lab: dict, mode: str, base: datetime, count: int, seconds: float
 ) -> dict:
-    import aiohttp
-
     issued = 0
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
@@ -226,25 +296,29 @@ async def _load(
     expected = {"201", "409"} if mode == "contended" else {"201"}
     deadline = time.monotonic() + seconds
     in_flight = dict.fromkeys(urls, 0)
+    opened: list[Connection] = []
 
-    async def client(http: aiohttp.ClientSession, index: int, user: dict) -> None:
+    async def client(index: int, user: dict) -> None:
         nonlocal issued
+        connections = {url: Connection(url) for url in urls}
+        opened.extend(connections.values())
         headers = {
             "Cookie": f"sessionid={user['session']}; csrftoken={user['csrf']}",
             "X-CSRFToken": user["csrf"],
-            "Content-Type": "application/json",
+            "Accept": "*/*",
         }
         if mode == "warmup":  # also proves that the session is accepted
             url = urls[index % len(urls)]
-            async with http.get(url + BOOKINGS_URL, headers=headers) as response:
-                await response.read()
-                statuses[f"GET {response.status}"] += 1
+            head = _request_head("GET", url + BOOKINGS_URL, headers, 0)
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                status, _ = await connections[url].request(head, b"")
+            statuses[f"GET {status}"] += 1
+        headers["Content-Type"] = "application/json"
         while issued < count and time.monotonic() < deadline:
             n = issued
             issued += 1
             url = min(urls, key=lambda u: (in_flight[u], random.random()))
             in_flight[url] += 1
-            headers["Origin"] = url  # as a browser on that address would send it
             experiment, start, end = booking_for(mode, n, lab, base)
             body = json.dumps(
                 {
@@ -253,13 +327,21 @@ async def _load(
                     "start": start.isoformat(),
                     "end": end.isoformat(),
                 }
-            )
+            ).encode()
+            # Origin: as a browser on that address would send it.
+            head = _request_head("POST", url + BOOKINGS_URL, headers | {"Origin": url}, len(body))
             began = time.perf_counter()
             try:
-                async with http.post(url + BOOKINGS_URL, data=body, headers=headers) as response:
-                    text = await response.text()
-                    status = str(response.status)
-            except (aiohttp.ClientError, TimeoutError) as error:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    code, content = await connections[url].request(head, body)
+                status, text = str(code), content.decode("utf-8", "replace")
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                ValueError,
+                TimeoutError,
+            ) as error:
                 status, text = f"exception {type(error).__name__}", str(error)
             in_flight[url] -= 1
             latencies.append((time.perf_counter() - began) * 1000)
@@ -267,17 +349,16 @@ async def _load(
             if status not in expected:
                 samples.setdefault(status, text[:300])
 
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
-    connector = aiohttp.TCPConnector(limit=0)
     began = time.perf_counter()
-    async with aiohttp.ClientSession(
-        timeout=timeout, connector=connector, cookie_jar=aiohttp.DummyCookieJar()
-    ) as http:
-        users = lab["users"]
+    users = lab["users"]
+    try:
         await asyncio.wait_for(
-            asyncio.gather(*(client(http, i, users[i % len(users)]) for i in range(CLIENTS))),
+            asyncio.gather(*(client(i, users[i % len(users)]) for i in range(CLIENTS))),
             seconds + 2 * REQUEST_TIMEOUT,
         )
+    finally:
+        for connection in opened:
+            connection.close()
     elapsed = time.perf_counter() - began
     posts = sum(v for k, v in statuses.items() if not k.startswith("GET"))
     return {
