@@ -15,6 +15,25 @@ import pytest
 from tests.support.processes import wait_until
 
 
+def _last_query(watcher, pid: int) -> str | None:
+    """The last statement the server backend `pid` ran (None once it is gone)."""
+    row = watcher.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+    return None if row is None else row[0]
+
+
+def _terminate(watcher, pid: int) -> None:
+    """End the server backend `pid`, as a database restart does, and wait until it is gone."""
+    watcher.execute("SELECT pg_terminate_backend(%s)", [pid])
+    wait_until(
+        lambda: (
+            watcher.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone()
+            is None
+        ),
+        timeout=10,
+        what="the terminated backend to go",
+    )
+
+
 def test_the_pool_check_makes_no_round_trip_yet_finds_a_dead_connection():
     from config.postgresql.base import check_connection
 
@@ -26,15 +45,9 @@ def test_the_pool_check_makes_no_round_trip_yet_finds_a_dead_connection():
         pid = pooled.info.backend_pid
         pooled.execute("SELECT 'the last statement'")
         check_connection(pooled)
-        seen = "SELECT query FROM pg_stat_activity WHERE pid = %s"
-        assert watcher.execute(seen, [pid]).fetchone() == ("SELECT 'the last statement'",)
+        assert _last_query(watcher, pid) == "SELECT 'the last statement'"
 
-        watcher.execute("SELECT pg_terminate_backend(%s)", [pid])
-        wait_until(
-            lambda: watcher.execute(seen, [pid]).fetchone() is None,
-            timeout=10,
-            what="the terminated backend to go",
-        )
+        _terminate(watcher, pid)
         with pytest.raises(psycopg.OperationalError):
             check_connection(pooled)
 
@@ -207,21 +220,15 @@ def test_a_kept_connection_goes_back_to_the_pool_when_it_is_due(db, monkeypatch)
 
 def test_a_kept_connection_is_checked_without_a_round_trip_and_replaced_once_dead(db):
     url = os.environ["TEST_POSTGRES_URL"]
-    seen = "SELECT query FROM pg_stat_activity WHERE pid = %s"
     with _postgres(pool_max=2) as wrapper, psycopg.connect(url, autocommit=True) as watcher:
         wrapper.keep_between_requests = True
         pid = _backend_pid(wrapper)
         _end_request(wrapper)
         wrapper.close_if_health_check_failed()  # the next request's first query does this
         # Django's own check would have sent a query: the last one is still ours.
-        assert watcher.execute(seen, [pid]).fetchone() == ("SELECT pg_backend_pid()",)
+        assert _last_query(watcher, pid) == "SELECT pg_backend_pid()"
 
-        watcher.execute("SELECT pg_terminate_backend(%s)", [pid])
-        wait_until(
-            lambda: watcher.execute(seen, [pid]).fetchone() is None,
-            timeout=10,
-            what="the terminated backend to go",
-        )
+        _terminate(watcher, pid)
         _end_request(wrapper)
         assert _backend_pid(wrapper) != pid  # a live connection, and no error
 
