@@ -39,6 +39,7 @@ Celery broker (private servers from scripts/services.py), JOBS_IN_PROCESS=0.
     .venv/bin/python benchmarks/booking_contention.py --json     # the same, as JSON
     .venv/bin/python benchmarks/booking_contention.py --profile  # where one booking's time goes
     .venv/bin/python benchmarks/booking_contention.py --http-floor 2  # gunicorn, no Django
+    .venv/bin/python benchmarks/booking_contention.py --trace DIR  # and every request's latency
 
 gunicorn comes with the test extras (production runs uvicorn); set-ups whose server is
 missing are skipped with a note. --profile uses pyinstrument when it is installed and
@@ -291,6 +292,7 @@ async def _load(
 ) -> dict:
     issued = 0
     latencies: list[float] = []
+    trace: list[tuple[float, float, int]] = []  # (start s, latency ms, web process)
     statuses: Counter[str] = Counter()
     samples: dict[str, str] = {}
     expected = {"201", "409"} if mode == "contended" else {"201"}
@@ -345,11 +347,12 @@ async def _load(
                 status, text = f"exception {type(error).__name__}", str(error)
             in_flight[url] -= 1
             latencies.append((time.perf_counter() - began) * 1000)
+            trace.append((began - started, latencies[-1], urls.index(url)))
             statuses[status] += 1
             if status not in expected:
                 samples.setdefault(status, text[:300])
 
-    began = time.perf_counter()
+    began = started = time.perf_counter()
     users = lab["users"]
     try:
         await asyncio.wait_for(
@@ -373,6 +376,7 @@ async def _load(
         "statuses": dict(statuses),
         "errors": sum(v for k, v in statuses.items() if k not in expected and k != "GET 200"),
         "error_samples": samples,
+        "trace": trace,
     }
 
 
@@ -640,6 +644,23 @@ def start_setup(setup: str, env: dict[str, str], logdir: Path) -> list[common.We
     raise ValueError(f"unknown set-up {setup!r} ({kinds})")
 
 
+def trace_summary(trace: list[tuple[float, float, int]], step: float = 0.5) -> str:
+    """Whether a phase's tail is spread or comes from stalls: p99 by web process, and the
+    median and maximum latency of the requests sent in each `step` seconds."""
+    by_process: dict[int, list[float]] = defaultdict(list)
+    by_step: dict[int, list[float]] = defaultdict(list)
+    for began, latency, process in trace:
+        by_process[process].append(latency)
+        by_step[int(began // step)].append(latency)
+    p99s = "/".join(f"{common.percentile(v, 99):.0f}" for _, v in sorted(by_process.items()))
+    medians = [common.percentile(v, 50) for v in by_step.values()]
+    maxima = [max(v) for v in by_step.values()]
+    return (
+        f"p99 by web process {p99s} ms; in each {step} s, median "
+        f"{min(medians):.0f}-{max(medians):.0f} ms, maximum {min(maxima):.0f}-{max(maxima):.0f} ms"
+    )
+
+
 def _leaves(roots: list[int]) -> list[int]:
     """The processes that do the work: gunicorn's workers rather than its arbiter."""
     tree = common.process_tree(roots)
@@ -664,7 +685,15 @@ def run_setup(setup: str, env: dict[str, str], ctx: dict) -> dict:
     def phase(mode: str) -> dict:
         count, seconds = ctx["phases"][mode]
         job = (servers[0].urls, ctx["lab"], mode, phase_base(), count, seconds)
-        return ctx["client"].submit(load, *job).result()
+        result = ctx["client"].submit(load, *job).result()
+        trace = result.pop("trace")
+        if ctx["trace"]:
+            # Each request of the phase: when it was sent (s from the phase's start), its
+            # latency (ms) and the web process (its index in the set-up's ports).
+            name = f"{ctx['backend']}-{setup.replace(':', '-')}-{mode}.json"
+            (ctx["trace"] / name).write_text(json.dumps(trace))
+            common.say(f"  {mode}: {trace_summary(trace)}")
+        return result
 
     groups = {"server": rest_pids, "client": [ctx["client_pid"]], **ctx["database_pids"]}
     groups |= {f"process {pid}": [pid] for pid in _leaves(rest_pids)}
@@ -1202,6 +1231,7 @@ def run_backend(backend: str, setups: list[str], ctx: dict, args: argparse.Names
         common.manage(env, "migrate", "--noinput")
         ctx["lab"] = make_lab(env, CLIENTS)
         ctx["db"] = Database(backend, url)
+        ctx["backend"] = backend
         results = []
         for setup in setups:
             common.say(f"[{backend}] {setup}")
@@ -1240,6 +1270,12 @@ def main(argv: list[str]) -> int:
         type=float,
         default=0,
         help="before each set-up, wait up to this many seconds for other programs to go quiet",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        metavar="DIR",
+        help="also write each request's start, latency and web process there, a file per phase",
     )
     parser.add_argument("--profile", action="store_true", help="profile one booking POST")
     parser.add_argument("--profile-requests", type=int, default=500)
@@ -1294,7 +1330,10 @@ def main(argv: list[str]) -> int:
                 "client": client,
                 "client_pid": client.submit(os.getpid).result(),
                 "quiet_wait": args.quiet_wait,
+                "trace": args.trace,
             }
+            if args.trace:
+                args.trace.mkdir(parents=True, exist_ok=True)
             for backend in args.backends.split(","):
                 results["backends"][backend] = run_backend(backend, setups, ctx, args)
     finally:
