@@ -291,7 +291,6 @@ async def _load(
     urls: list[str], lab: dict, mode: str, base: datetime, count: int, seconds: float
 ) -> dict:
     issued = 0
-    latencies: list[float] = []
     trace: list[tuple[float, float, int]] = []  # (start s, latency ms, web process)
     statuses: Counter[str] = Counter()
     samples: dict[str, str] = {}
@@ -346,13 +345,13 @@ async def _load(
             ) as error:
                 status, text = f"exception {type(error).__name__}", str(error)
             in_flight[url] -= 1
-            latencies.append((time.perf_counter() - began) * 1000)
-            trace.append((began - started, latencies[-1], urls.index(url)))
+            latency = (time.perf_counter() - began) * 1000
+            trace.append((began - started, latency, urls.index(url)))
             statuses[status] += 1
             if status not in expected:
                 samples.setdefault(status, text[:300])
 
-    began = started = time.perf_counter()
+    started = time.perf_counter()
     users = lab["users"]
     try:
         await asyncio.wait_for(
@@ -362,7 +361,8 @@ async def _load(
     finally:
         for connection in opened:
             connection.close()
-    elapsed = time.perf_counter() - began
+    elapsed = time.perf_counter() - started
+    latencies = [latency for _, latency, _ in trace]
     posts = sum(v for k, v in statuses.items() if not k.startswith("GET"))
     return {
         "requests": posts,
