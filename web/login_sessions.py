@@ -5,6 +5,10 @@ rotation, `clearsessions`) in `web.LoginSession`, which also stores the user's i
 session joins the user row; `SessionUserBackend.get_user` takes that row instead of reading
 it again. Everything else `django.contrib.auth.get_user` does (the backend must be
 configured, the user active, the session's password hash valid) is unchanged.
+
+On PostgreSQL a web process remembers the row between requests until PostgreSQL notifies a
+change to the session or the user (`web.login_cache`); each request still decodes the
+session and checks the user as above.
 """
 
 from contextvars import ContextVar
@@ -21,6 +25,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
+from web.login_cache import Remembered, login_cache, remembered_in
+
 _READ_WITH_SESSION: ContextVar = ContextVar("user_read_with_session", default=None)
 
 
@@ -36,22 +42,49 @@ class SessionStore(DBStore):
     def _get_session_from_db(self):  # noqa: ANN202 - Django's signature
         connection = connections[router.db_for_read(self.model)]
         sql, fields = _session_statement(connection.alias)
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        now = timezone.now()
+        memory = None if connection.in_atomic_block else login_cache(connection.alias)
+        if memory is not None:
+            known = memory.get(self.session_key, now)
+            if known is not None:
+                self.user_row = _user(connection.alias, fields, known.user_values)
+                return self.model(session_key=self.session_key, session_data=known.session_data)
+            epoch = memory.epoch
         with connection.cursor() as cursor:
-            cursor.execute(sql, [self.session_key, now])
+            cursor.execute(sql, [self.session_key, connection.ops.adapt_datetimefield_value(now)])
             row = cursor.fetchone()
         if row is None:
             self._session_key = None
             return None
-        if row[1] is not None:
-            values = [
+        session_data, expire_date, *user = row
+        if user[0] is not None:
+            values = tuple(
                 _converted(value, col, converters, connection)
-                for value, (col, converters) in zip(row[1:], fields, strict=True)
-            ]
-            self.user_row = get_user_model().from_db(
-                connection.alias, [col.target.attname for col, _ in fields], values
+                for value, (col, converters) in zip(user, fields, strict=True)
             )
-        return self.model(session_key=self.session_key, session_data=row[0])
+            self.user_row = _user(connection.alias, fields, values)
+            if memory is not None:
+                expire_date = _converted(expire_date, *_expiry(connection.alias), connection)
+                known = Remembered(
+                    session_data, expire_date, self.user_row.pk, values, memory.clock()
+                )
+                memory.put(self.session_key, known, epoch)
+        return self.model(session_key=self.session_key, session_data=session_data)
+
+    # Writes through this store forget the session in this process at once; other processes
+    # hear of them from PostgreSQL (web.login_cache).
+    def save(self, must_create: bool = False) -> None:
+        self._forget(self.session_key)
+        super().save(must_create=must_create)
+
+    def delete(self, session_key: str | None = None) -> None:
+        self._forget(session_key if session_key is not None else self.session_key)
+        super().delete(session_key)
+
+    def _forget(self, session_key: str | None) -> None:
+        memory = remembered_in(router.db_for_write(self.model))
+        if memory is not None and session_key:
+            memory.forget_session(session_key)
 
     def create_model_instance(self, data: dict):  # noqa: ANN201 - Django's signature
         row = super().create_model_instance(data)
@@ -79,12 +112,26 @@ def _session_statement(alias: str) -> tuple[str, list]:
     pk = quote(User._meta.pk.column)
     # Only names from the model's metadata go in; the key and the time are parameters.
     sql = (
-        f"SELECT s.session_data, {columns} "  # noqa: S608
+        f"SELECT s.session_data, s.expire_date, {columns} "  # noqa: S608
         f"FROM {quote(SessionStore.get_model_class()._meta.db_table)} s "
         f"LEFT JOIN {quote(table)} u ON u.{pk} = s.user_id "
         "WHERE s.session_key = %s AND s.expire_date > %s"
     )
     return sql, fields
+
+
+@cache
+def _expiry(alias: str) -> tuple[object, list]:
+    """The session's expiry column, and the converters the ORM would apply to it."""
+    connection = connections[alias]
+    model = SessionStore.get_model_class()
+    col = model._meta.get_field("expire_date").get_col(model._meta.db_table)
+    return col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+
+
+def _user(alias: str, fields: list, values: tuple):  # noqa: ANN202 - the user model
+    """A user object of its own for this request, from the columns' values."""
+    return get_user_model().from_db(alias, [col.target.attname for col, _ in fields], list(values))
 
 
 def _converted(value: object, col: object, converters: list, connection: object) -> object:

@@ -38,11 +38,11 @@ The web processes' request threads keep their connection between requests. Djang
 connection from the pool at a request's first query and gives it back when the request
 ends; on the booking path that took about 0.4 ms of a booking POST's 5.2 ms (the
 connection's parameters worked out again, the pool's locks, the connection's state set
-again; docs/benchmarks.md, eleventh look). The threads are few and fixed (`WEB_THREADS` per process), so keeping one
-connection each cannot leak connections as threads made per request would. A kept
-connection is checked at the next request as the pool checks one before lending it,
-returned when a request leaves a transaction open on it, and handed back to the pool after
-`KEEP_SECONDS`.
+again; docs/benchmarks.md, eleventh look). The threads are few and fixed (`WEB_THREADS`
+per process), so keeping one connection each cannot leak connections as threads made per
+request would. A kept connection is checked at the next request as the pool checks one
+before lending it, returned when a request leaves a transaction open on it, and handed back
+to the pool after `KEEP_SECONDS`.
 """
 
 import select

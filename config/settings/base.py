@@ -178,6 +178,13 @@ if _POOL and WEB_THREADS >= _POOL["max_size"]:
         f"DATABASE_POOL_MAX must be more than WEB_THREADS ({WEB_THREADS}): each request "
         "thread keeps one of the pool's connections"
     )
+# PostgreSQL only: seconds a web process may remember a login session and its user between
+# requests (web/login_cache.py), forgetting it as soon as PostgreSQL notifies a change to
+# either; it keeps one more connection of its own, outside the pool, to listen. 0: read them
+# on every request.
+LOGIN_CACHE_SECONDS = env_int("LOGIN_CACHE_SECONDS", 60)
+if LOGIN_CACHE_SECONDS < 0:
+    raise ImproperlyConfigured(f"LOGIN_CACHE_SECONDS must be 0 or more, not {LOGIN_CACHE_SECONDS}")
 # Seconds a request may wait for one of those threads before it is answered 503 server_busy
 # without running (0: no limit). Healthy queues wait milliseconds.
 WEB_QUEUE_TIMEOUT = env_int("WEB_QUEUE_TIMEOUT", 3)

@@ -17,6 +17,9 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 JOBS_IN_PROCESS = False
+# Off for the suite, whose tests change users and sessions and look at once; on in live
+# server processes (production settings), and in tests/web/test_login_cache.py.
+LOGIN_CACHE_SECONDS = 0
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 MAIL_IN_BACKGROUND = False  # tests/booking/test_notifications.py covers the background path
 

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from django.utils import timezone
 
+from tests.support.processes import wait_until
 from tests.support.servers import LiveClient, WebProcess, live_env
 
 pytestmark = [
@@ -148,3 +149,27 @@ def test_without_redis_bookings_and_cancels_work_and_clients_catch_up(lab, servi
     finally:
         server.stop()
         stop_redis()
+
+
+def test_a_logout_served_by_one_process_ends_the_session_on_another(lab, redis_url):
+    """On PostgreSQL the other process remembered the session (LOGIN_CACHE_SECONDS) and
+    forgets it when PostgreSQL notifies the logout; on SQLite it reads it every time."""
+    env = live_env(REDIS_URL=redis_url, WEB_PROCESSES="2")
+    a, b = WebProcess(env, server="uvicorn").start(), WebProcess(env, server="uvicorn").start()
+    try:
+        browser = LiveClient(a.url)
+        browser.login("student", "pw-student")
+        replayed = {"Cookie": f"sessionid={browser.cookie('sessionid')}"}
+        other = LiveClient(b.url)
+        for _ in range(3):  # b reads the session, then remembers it
+            assert other.request("GET", "/api/v1/bookings/", headers=replayed)[0] == 200
+        csrf = {"csrfmiddlewaretoken": browser.cookie("csrftoken")}
+        assert browser.request("POST", "/accounts/logout/", csrf, form=True)[0] == 200
+        wait_until(
+            lambda: other.request("GET", "/api/v1/bookings/", headers=replayed)[0] in (401, 403),
+            timeout=5,
+            what="the logged-out session to stop working on the other process",
+        )
+    finally:
+        a.stop()
+        b.stop()
