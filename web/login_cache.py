@@ -13,10 +13,12 @@ PostgreSQL's word:
   is rolled back makes a process forget anything.
 - Each web process keeps one connection of its own listening (a thread, started at the
   first session read). It forgets the named user's sessions when told.
-- The process remembers nothing while it is not listening: before the first LISTEN, after
-  the connection broke (everything it remembered is forgotten then), and once the
-  connection has not answered a heartbeat (one every `HEARTBEAT` seconds) for `DEAF_AFTER`
-  seconds. So no notification is missed while a remembered row is used.
+- The process remembers nothing while it is not listening. Its heartbeat is a notification
+  of its own on the channel, once every `HEARTBEAT` seconds: it counts as listening only
+  while the last one it heard back was sent less than `DEAF_AFTER` seconds ago. So before
+  its first heartbeat comes back, once the connection broke (everything it remembered is
+  forgotten then), or behind a pooler that does not keep a session's LISTEN, it reads
+  every time; no notification is missed while a remembered row is used.
 - A row read before a notification arrived, and put in after it, could be the older state:
   every notification moves `epoch` on, and a row read at an earlier epoch is not
   remembered.
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -53,6 +56,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "web_login_changed"
 EVERYONE = "*"
+BEAT = "beat "  # a listener's heartbeat: "beat " and a token of its own; others ignore it
 HEARTBEAT = 1.0  # seconds between the listener's checks that its connection still answers
 DEAF_AFTER = 5.0  # seconds after the last answer at which the process stops remembering
 WAKE = 0.2  # seconds the listener waits for notifications before it looks up
@@ -90,6 +94,7 @@ class LoginCache:
         self._lock = threading.Lock()
         self._alive_until = 0.0  # listening, and heard from the server, until then
         self.listener_pid: int | None = None  # the listening connection's server process
+        self.beats_sent = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -132,7 +137,9 @@ class LoginCache:
     # --- notifications -------------------------------------------------------------------
 
     def forget(self, payload: str) -> None:
-        """What a notification says: one user's id, or EVERYONE."""
+        """What a notification says: one user's id, or EVERYONE (a heartbeat says nothing)."""
+        if payload.startswith(BEAT):
+            return
         with self._lock:
             self.epoch += 1
             if payload == EVERYONE:
@@ -153,12 +160,13 @@ class LoginCache:
             self.epoch += 1
             self._rows.clear()
 
-    def _heard(self) -> None:
+    def _heard(self, sent_at: float | None = None) -> None:
+        """A heartbeat sent at `sent_at` (now if None) came back."""
         with self._lock:
             if not self.listening:  # deaf until now: what it remembers may be stale
                 self.epoch += 1
                 self._rows.clear()
-            self._alive_until = self.clock() + DEAF_AFTER
+            self._alive_until = (self.clock() if sent_at is None else sent_at) + DEAF_AFTER
 
     def start(self) -> None:
         """Start listening (once per process; a forked child starts its own)."""
@@ -196,19 +204,28 @@ class LoginCache:
                 with self.connect() as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.listener_pid = conn.info.backend_pid
-                    self._heard()  # from here on nothing is missed
-                    if failing:
-                        log.warning("login cache: listening again")
-                        failing = False
-                    beat = self.clock()
+                    mine = f"{BEAT}{conn.info.backend_pid} {secrets.token_hex(8)} "
+                    token, sent_at = None, -HEARTBEAT  # the heartbeat on its way, if any
                     while not self._stop.is_set():
-                        # Short waits, so that stop() is prompt; a heartbeat now and then.
+                        now = self.clock()
+                        # The next heartbeat once the last came back (HEARTBEAT after it was
+                        # sent), or in place of one lost (DEAF_AFTER after).
+                        if now - sent_at >= (HEARTBEAT if token is None else DEAF_AFTER):
+                            self.beats_sent += 1
+                            token, sent_at = f"{mine}{self.beats_sent}", now
+                            conn.execute("SELECT pg_notify(%s, %s)", [CHANNEL, token])
+                        # Short waits, so that stop() is prompt.
                         for note in conn.notifies(timeout=WAKE):
-                            self.forget(note.payload)
-                        if self.clock() - beat >= HEARTBEAT:
-                            conn.execute("SELECT 1")
-                            self._heard()
-                            beat = self.clock()
+                            if note.payload != token:
+                                self.forget(note.payload)
+                                continue
+                            # Notifications arrive in the order their transactions
+                            # committed: every change committed before sent_at has come.
+                            self._heard(sent_at)
+                            token = None
+                            if failing:
+                                log.warning("login cache: listening again")
+                                failing = False
             except Exception as error:  # a broken connection, the server away: retry
                 if not failing:
                     log.warning(

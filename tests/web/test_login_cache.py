@@ -20,6 +20,7 @@ from tests.conftest import client_for
 from tests.support.processes import wait_until
 from tests.support.servers import test_database_url as database_url
 from web.login_cache import (
+    BEAT,
     CHANNEL,
     DEAF_AFTER,
     EVERYONE,
@@ -93,6 +94,8 @@ def test_a_notification_forgets_its_user_s_sessions_and_star_forgets_everyone():
         cache.put(key, _row(user, at=clock()), cache.epoch)
     cache.forget("1")
     assert [cache.get(key, NOW) is not None for key in "abcd"] == [False, False, True, True]
+    cache.forget(BEAT + "123 abc 1")  # another process's heartbeat says nothing
+    assert cache.get("c", NOW) is not None
     cache.forget("not a user id")  # never sent; if it were, nothing would stay
     assert cache.get("c", NOW) is None and cache.get("d", NOW) is None
     cache.put("c", _row(2, at=clock()), cache.epoch)
@@ -146,6 +149,35 @@ def test_the_listener_forgets_on_notification_and_goes_deaf_when_its_connection_
     finally:
         cache.stop()
     assert not cache.listening
+
+
+class ListensElsewhere(psycopg.Connection):
+    """A connection whose LISTEN does not reach the channel, as behind a pooler that hands
+    each statement to another server session."""
+
+    def execute(self, query, params=None, **kwargs):  # noqa: ANN001, ANN201 - psycopg's
+        if str(query).startswith("LISTEN"):
+            query = "LISTEN elsewhere"
+        return super().execute(query, params, **kwargs)
+
+
+def test_a_listener_that_does_not_hear_its_own_heartbeat_never_remembers():
+    url = os.environ["TEST_POSTGRES_URL"]
+    deaf = LoginCache("default", 60, connect=lambda: ListensElsewhere.connect(url, autocommit=True))
+    hearing = LoginCache("default", 60, connect=lambda: _server(url))
+    deaf.start()
+    hearing.start()
+    try:
+        wait_until(lambda: hearing.listening and deaf.beats_sent, timeout=SOON, what="heartbeats")
+        hearing.put("a", _row(1, at=hearing.clock()), hearing.epoch)
+        with _server(url) as other:  # time for the deaf one's heartbeat to come back, too
+            other.execute("SELECT pg_notify(%s, '1')", [CHANNEL])
+        wait_until(lambda: hearing.get("a", NOW) is None, timeout=SOON, what="user 1 forgotten")
+        assert not deaf.listening
+        assert not deaf.put("a", _row(1, at=deaf.clock()), deaf.epoch)
+    finally:
+        deaf.stop()
+        hearing.stop()
 
 
 # --- through Django: requests, and changes made elsewhere ----------------------------------
