@@ -160,13 +160,13 @@ class LoginCache:
             self.epoch += 1
             self._rows.clear()
 
-    def _heard(self, sent_at: float | None = None) -> None:
-        """A heartbeat sent at `sent_at` (now if None) came back."""
+    def _heard(self, sent_at: float) -> None:
+        """The heartbeat sent at `sent_at` came back."""
         with self._lock:
             if not self.listening:  # deaf until now: what it remembers may be stale
                 self.epoch += 1
                 self._rows.clear()
-            self._alive_until = (self.clock() if sent_at is None else sent_at) + DEAF_AFTER
+            self._alive_until = sent_at + DEAF_AFTER
 
     def start(self) -> None:
         """Start listening (once per process; a forked child starts its own)."""
@@ -265,7 +265,7 @@ def remembered_in(alias: str) -> LoginCache | None:
 
 def forget_user(sender: type, instance: object, using: str, **kwargs: object) -> None:
     """post_save and post_delete of the user model (web.apps)."""
-    memory = _caches.get(using)
+    memory = remembered_in(using)
     if memory is not None and instance.pk is not None:
         memory.forget(str(instance.pk))
 

@@ -50,7 +50,7 @@ def _row(user_id: int = 7, expires: datetime = NOW + timedelta(hours=1), at: flo
 def _listening(seconds: float = 60, size: int = 10) -> tuple[LoginCache, Clock]:
     clock = Clock()
     cache = LoginCache("default", seconds, size=size, clock=clock)
-    cache._heard()  # as the listener does once its LISTEN is in place
+    cache._heard(clock())  # as the listener does once its first heartbeat is back
     return cache, clock
 
 
@@ -69,10 +69,10 @@ def test_a_row_is_served_until_the_setting_s_seconds_or_the_session_s_expiry():
     assert cache.get("k", NOW).user_id == 7
     for _ in range(59):  # the listener's heartbeats, each answered
         clock.now += 1
-        cache._heard()
+        cache._heard(clock())
     assert cache.get("k", NOW) is not None
     clock.now += 2
-    cache._heard()
+    cache._heard(clock())
     assert cache.get("k", NOW) is None  # older than LOGIN_CACHE_SECONDS: read again
     cache.put("k", _row(at=clock(), expires=NOW + timedelta(seconds=1)), cache.epoch)
     assert cache.get("k", NOW) is not None
@@ -108,7 +108,7 @@ def test_a_process_that_has_not_heard_from_the_server_serves_nothing_and_starts_
     cache.put("k", _row(at=clock()), cache.epoch)
     clock.now += DEAF_AFTER
     assert not cache.listening and cache.get("k", NOW) is None
-    cache._heard()  # the heartbeat answered at last: what was remembered may be stale
+    cache._heard(clock())  # the heartbeat answered at last: what was remembered may be stale
     assert cache.listening and cache.get("k", NOW) is None
 
 
