@@ -389,7 +389,7 @@ SQL_CATALOGUE = {  # on PostgreSQL the same statement locks the user's row first
     "postgres": catalogue_sql(lock=True, one_experiment=True),
     "sqlite": catalogue_sql(lock=False, one_experiment=True),
 }
-SQL_AROUND = AROUND_SQL.format(quota="", marks="%s")  # SQLite
+SQL_AROUND = AROUND_SQL.format(mine="", marks="%s")  # SQLite (the pool has no quota)
 # PostgreSQL: sent with the catalogue read
 SQL_AROUND_BY_SLUG = around_by_slug_sql(active=ACTIVE, one_experiment=True)
 SQL_ACTIVE = 'SELECT experiment_id, start, "end" FROM booking_booking WHERE status IN (%s, %s)'
@@ -490,10 +490,11 @@ class Database:
         run(catalogue, (user, user, experiment["slug"], pool["slug"])).fetchall()
         rows = run(
             self.sql(SQL_AROUND),
-            (user, pool["id"], now, *ACTIVE, experiment["id"], *ACTIVE, end, start),
+            (*ACTIVE, user, pool["id"], now, experiment["id"], *ACTIVE, end, start),
         ).fetchall()
-        # rows: the user's current bookings in the pool, and the experiment's overlapping ones
-        busy = [r for r in rows if r[2] == experiment["id"] and r[3] < end and r[4] > start]
+        # rows: the count of the user's current bookings in the pool, with the experiment's
+        # active bookings that overlap the interval (the pool has no quota)
+        busy = [r for r in rows if r[2] == experiment["id"]]
         if not busy:
             self._insert(conn, (user, pool["id"], experiment["id"], start, end, end, "booked", now))
         run("COMMIT")
@@ -514,11 +515,11 @@ class Database:
             )
             around = conn.execute(
                 SQL_AROUND_BY_SLUG,
-                (pool["slug"], user, now, end, start, experiment["slug"], end, start),
+                (pool["slug"], user, now, user, end, start, experiment["slug"], start, end),
             )
             catalogue.fetchall()
             rows = around.fetchall()
-            busy = [r for r in rows if r[2] == experiment["id"] and r[3] < end and r[4] > start]
+            busy = [r for r in rows if r[2] == experiment["id"]]
             inserted = None
             if not busy:
                 inserted = self._insert(

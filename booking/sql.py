@@ -27,37 +27,70 @@ LEFT JOIN (SELECT pe.pool_id, e.id, e.slug, e.title, e.public, e.available
 WHERE p.slug = %s
 ORDER BY x.slug
 """
+# The bookings that matter to a new booking, in one read: how many current or future
+# bookings the user holds in the pool, counted by the server rather than sent row by row (a
+# student with many bookings would otherwise send them all with every booking);
+# then, one per row, marked `mine`, the user's bookings in the pool within the quota's period
+# around the interval ({mine}: only for a pool with a quota), and the candidate experiments'
+# active bookings that overlap the interval. Each row carries the count; when nothing else
+# matches, one row carries it with NULLs.
 AROUND_SQL = """
-SELECT b.user_id, b.pool_id, b.experiment_id, b.start, b."end", b.status, b.cancelled_at
-FROM booking_booking b
-WHERE (b.user_id = %s AND b.pool_id = %s
-       AND ((b."end" > %s AND b.status IN (%s, %s)) {quota}))
-   OR (b.experiment_id IN ({marks}) AND b.status IN (%s, %s) AND b.start < %s AND b."end" > %s)
+SELECT h.held, b.mine, b.experiment_id, b.start, b."end", b.status, b.cancelled_at
+FROM (SELECT count(*) FILTER (WHERE status IN (%s, %s)) AS held FROM booking_booking
+      WHERE user_id = %s AND pool_id = %s AND "end" > %s) AS h
+LEFT JOIN ({mine}SELECT FALSE AS mine, experiment_id, start, "end", status, cancelled_at
+           FROM booking_booking
+           WHERE experiment_id IN ({marks}) AND status IN (%s, %s) AND start < %s AND "end" > %s
+          ) AS b ON TRUE
 """
-QUOTA_SQL = 'OR (b.start < %s AND b."end" > %s)'
+MINE_SQL = """SELECT TRUE AS mine, experiment_id, start, "end", status, cancelled_at
+           FROM booking_booking
+           WHERE user_id = %s AND pool_id = %s AND start < %s AND "end" > %s
+           UNION ALL
+           """
 # PostgreSQL: the same read, finding the pool, its quota period and the experiments from the
 # slugs the request names instead of from the catalogue read's answer. It needs nothing that
 # read returns, so both go to the server together (booking_create's pipeline); it runs after
 # the catalogue read has taken the user's lock, in a snapshot of its own (READ COMMITTED), so it
-# sees every booking of the user committed before the lock was granted. The quota's rows are
-# read whether the pool has a quota or not (a pool without one reads the interval's own); the
-# caller counts them only for a quota. {only} narrows the experiments to the one named.
-# Parameters: pool slug, user, now, the interval's end and start (quota), [experiment slug],
-# the interval's end and start (the experiments' overlaps).
+# sees every booking of the user committed before the lock was granted. The user's bookings
+# within the quota's period are read only for a pool with a quota: `(SELECT quota FROM p)`
+# gates that part of the union as a whole (a one-time filter), so a pool without a quota does
+# not scan them. The overlaps are searched as the no-overlap constraint states them (active
+# bookings, the experiment, the time range), so its index answers with the few that overlap.
+# With the times as plain comparisons, a plan made from statistics that counted few active
+# bookings (a lab's history, between two analyses of a busy day) went through the (status,
+# start) index or the constraint's index read whole: every active booking, for each booking.
+# The user's count leaves the statuses out of its WHERE for the same reason: no index of
+# active bookings only fits it, and the (user, end) ones do. booking_create runs this with
+# its generic plan (GENERIC_PLANS in booking/services/bookings.py).
+# Parameters: pool slug, user, now (the count), user, the interval's end and start (quota),
+# [experiment slug], the interval's start and end (the experiments' overlaps).
 AROUND_BY_SLUG_SQL = """
-WITH p AS (SELECT id, make_interval(secs => coalesce(quota_period, 0)) AS span
+WITH p AS (SELECT id, quota_period > 0 AS quota,
+                  make_interval(secs => coalesce(quota_period, 0)) AS span
            FROM booking_pool WHERE slug = %s)
-SELECT b.user_id, b.pool_id, b.experiment_id, b.start, b."end", b.status, b.cancelled_at
-FROM booking_booking b
-WHERE (b.user_id = %s AND b.pool_id = (SELECT id FROM p)
-       AND ((b."end" > %s AND b.status IN ({active}))
-            OR (b.start < %s::timestamptz + (SELECT span FROM p)
-                AND b."end" > %s::timestamptz - (SELECT span FROM p))))
-   OR (b.experiment_id = ANY (ARRAY(SELECT pe.experiment_id FROM booking_pool_experiments pe
-                                    JOIN booking_experiment e ON e.id = pe.experiment_id {only}
-                                    WHERE pe.pool_id = (SELECT id FROM p)))
-       AND b.status IN ({active}) AND b.start < %s AND b."end" > %s)
+SELECT h.held, b.mine, b.experiment_id, b.start, b."end", b.status, b.cancelled_at
+FROM (SELECT count(*) FILTER (WHERE status IN ({active})) AS held FROM booking_booking
+      WHERE user_id = %s AND pool_id = (SELECT id FROM p) AND "end" > %s) AS h
+LEFT JOIN (SELECT TRUE AS mine, experiment_id, start, "end", status, cancelled_at
+           FROM booking_booking
+           WHERE user_id = %s AND pool_id = (SELECT id FROM p) AND (SELECT quota FROM p)
+                 AND start < %s::timestamptz + (SELECT span FROM p)
+                 AND "end" > %s::timestamptz - (SELECT span FROM p)
+           UNION ALL
+           SELECT FALSE, experiment_id, start, "end", status, cancelled_at
+           FROM booking_booking
+           WHERE experiment_id {experiments}
+                 AND status IN ({active})
+                 AND tstzrange(start, "end", '[)') && tstzrange(%s, %s, '[)')) AS b ON TRUE
 """
+# The experiments of AROUND_BY_SLUG_SQL's overlaps: the one named (a scalar, so that the
+# constraint's index searches on both the experiment and the time), or all the pool's.
+ONE_EXPERIMENT_SQL = """= (SELECT pe.experiment_id FROM booking_pool_experiments pe
+                 JOIN booking_experiment e ON e.id = pe.experiment_id AND e.slug = %s
+                 WHERE pe.pool_id = (SELECT id FROM p))"""
+POOL_EXPERIMENTS_SQL = """= ANY (ARRAY(SELECT pe.experiment_id FROM booking_pool_experiments pe
+                 WHERE pe.pool_id = (SELECT id FROM p)))"""
 # Serialises one user's bookings on PostgreSQL: alone (extending), or inside the catalogue
 # read (booking). NO KEY UPDATE conflicts with itself but not with the FOR KEY SHARE that
 # other transactions take on the row at their commit, for the rows they wrote that point at
@@ -182,5 +215,5 @@ def around_by_slug_sql(*, active: tuple[str, ...], one_experiment: bool) -> str:
     or all the pool's."""
     return AROUND_BY_SLUG_SQL.format(
         active=", ".join(f"'{status}'" for status in active),
-        only="AND e.slug = %s" if one_experiment else "",
+        experiments=ONE_EXPERIMENT_SQL if one_experiment else POOL_EXPERIMENTS_SQL,
     )

@@ -113,9 +113,9 @@ def rollback_keeping_prepared(conn) -> None:
 
 
 def queue_command(conn, command: bytes) -> None:
-    """In pipeline mode, queue a transaction command (BEGIN, COMMIT, ROLLBACK): it goes to
-    the server with the pipeline's next sync. psycopg's `commit()` and `rollback()` sync at
-    once (a round trip each), and a ROLLBACK run as a query makes psycopg forget the
+    """In pipeline mode, queue a transaction command (BEGIN, COMMIT, ROLLBACK, SET LOCAL): it
+    goes to the server with the pipeline's next sync. psycopg's `commit()` and `rollback()`
+    sync at once (a round trip each), and a ROLLBACK run as a query makes psycopg forget the
     connection's prepared statements, as its `rollback()` does. This goes through psycopg's
     generator for commands, as `rollback_keeping_prepared` does."""
     with conn.lock:

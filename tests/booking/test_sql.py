@@ -166,3 +166,73 @@ def test_on_postgresql_a_write_holds_its_spans_and_the_experiment_shared():
             cursor.execute(*slots_turn(42, start, end))
             cursor.execute(locks)
             assert set(cursor.fetchall()) == expected
+
+
+@pytest.mark.parametrize("quota", [False, True])
+def test_the_read_of_the_bookings_around_counts_the_users_and_sends_only_what_matters(lab, quota):
+    """The student's current bookings in the pool are counted by the server, not sent one
+    per row; what comes back one per row is
+    the candidates' active bookings that overlap the interval and, for a pool with a quota,
+    the student's bookings within the quota's period (cancelled ones too: a cancellation
+    while running still counts). Both forms of the read: the one after the catalogue read
+    (SQLite, and PostgreSQL in a caller's transaction) and, on PostgreSQL, the one sent with
+    it."""
+    from django.db import connection
+
+    from booking.services.bookings import (
+        _around_by_slug_statement,
+        _around_from_rows,
+        _around_statement,
+    )
+    from tests.factories import make_booking
+
+    now = timezone.now().replace(microsecond=0)
+    lab.pool.quota_period = 86400 if quota else None
+    lab.pool.quota_limit = 10 * 3600 if quota else None
+    lab.pool.save()
+    start = now + timedelta(days=3)
+    interval = (start, start + timedelta(minutes=10))
+    # Five current bookings of the student's in the pool, a day or more away from the interval.
+    for n in range(5):
+        make_booking(lab.student, lab.pool, lab.pend01, now + timedelta(days=5, hours=n))
+    # Within the quota's period: one booked, one cancelled while running (30 of 60 minutes).
+    near = make_booking(lab.student, lab.pool, lab.pend01, start - timedelta(hours=2))
+    make_booking(
+        lab.student,
+        lab.pool,
+        lab.pend01,
+        start + timedelta(hours=2),
+        minutes=60,
+        status="cancelled",
+        cancelled_at=start + timedelta(hours=2, minutes=30),
+    )
+    # Overlapping the interval: student2's on pend00 counts, a cancelled one and one in
+    # another pool's experiment do not.
+    make_booking(lab.student2, lab.pool, lab.pend00, start - timedelta(minutes=5))
+    make_booking(lab.student2, lab.pool, lab.pend01, start, status="cancelled")
+    make_booking(lab.student2, lab.other_pool, lab.other_pool.experiments.get(), start)
+    candidates = [lab.pend00.pk, lab.pend01.pk]
+    statements = [_around_statement(lab.student, lab.pool, candidates, now=now, interval=interval)]
+    if connection.vendor == "postgresql":
+        statements.append(
+            _around_by_slug_statement(lab.student, lab.pool.slug, None, now=now, interval=interval)
+        )
+    for sql, params in statements:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        assert [row[0] for row in rows] == [6] * len(rows)  # the count in every row
+        mine = sorted(row[1:5] for row in rows if row[1])
+        others = [row[1:3] for row in rows if row[1] is not None and not row[1]]
+        assert others == [(False, lab.pend00.pk)], rows
+        assert len(rows) == len(others) + len(mine)  # nothing else, not one row per booking
+        held, counted, busy = _around_from_rows(rows, candidates)
+        assert (held, busy) == (6, {lab.pend00.pk})
+        if quota:
+            assert [row[1] for row in mine] == [lab.pend01.pk] * 2
+            assert sorted(counted) == [
+                (near.start, near.end),
+                (start + timedelta(hours=2), start + timedelta(hours=2, minutes=30)),
+            ]
+        else:
+            assert mine == [] and counted == []
