@@ -25,6 +25,10 @@ Phases, each bounded in requests and seconds:
   experiment; 201 and 409 are the only right answers, and afterwards the database must hold
   no two active bookings of that experiment that overlap.
 
+The lab has a term of past bookings (`history`), as one that has run a while has; each phase
+starts from them alone, their statistics taken again (`Database.reset`), so PostgreSQL plans
+the booking statements as it does for such a lab, not for an empty table.
+
 The raw SQL floor runs the statements of booking.services.bookings.booking_create (the user
 lock and the catalogue, the user's and the experiment's bookings, the insert) straight
 through psycopg (bound on the server and prepared, as Django's settings here) or sqlite3
@@ -89,6 +93,8 @@ from config.settings.env import PREPARE_THRESHOLD  # noqa: E402  (no Django sett
 
 CLIENTS = 32
 EXPERIMENTS = 8
+HISTORY_DAYS = 120  # the lab's past bookings: a term of them...
+HISTORY_PER_DAY = 16  # ...on each experiment each day (16 half-hours from 08:00)
 SLOT = 300  # seconds: the uncontended bookings, one after another on each experiment
 RACE_WINDOW = 6 * 3600  # the contended bookings start on a minute within this...
 RACE_LENGTH = 600  # ...and last this long
@@ -162,12 +168,53 @@ def seed(clients: int) -> dict:
         csrf = get_random_string(32, allowed_chars=CSRF_ALLOWED_CHARS)
         users.append({"id": user.pk, "session": session.session_key, "csrf": csrf})
     group.members.add(*(u["id"] for u in users))
+    history_end = history(pool, [*experiments, race], [u["id"] for u in users])
     return {
+        "history_end": history_end.isoformat(),
         "pool": {"id": pool.pk, "slug": pool.slug},
         "experiments": [{"id": e.pk, "slug": e.slug} for e in experiments],
         "race": {"id": race.pk, "slug": race.slug},
         "users": users,
     }
+
+
+def history(pool, experiments: list, users: list[int]) -> datetime:
+    """HISTORY_DAYS of past bookings in the pool, HISTORY_PER_DAY on each experiment each day,
+    ending before today; returns when the last ends. A lab that has run a while has them, and
+    PostgreSQL plans the booking statements by statistics that describe them: a table whose
+    statistics say it is empty gets plans that scan it whole, and the benchmark would measure
+    those plans slowing down as each phase fills the table."""
+    from booking.models import Booking, BookingStatus
+
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = end - timedelta(days=HISTORY_DAYS)
+    outcomes = [BookingStatus.ENDED] * 8 + [BookingStatus.CANCELLED, BookingStatus.NO_SHOW]
+    rows, n = [], 0
+    for day in range(HISTORY_DAYS):
+        for experiment in experiments:
+            for slot in range(HISTORY_PER_DAY):
+                start = first + timedelta(days=day, hours=8, minutes=30 * slot)
+                status = outcomes[n % len(outcomes)]
+                rows.append(
+                    Booking(
+                        reference=f"H{n:05d}",
+                        user_id=users[n % len(users)],
+                        pool=pool,
+                        experiment=experiment,
+                        start=start,
+                        end=start + timedelta(minutes=30),
+                        booked_end=start + timedelta(minutes=30),
+                        status=status,
+                        created_at=start - timedelta(days=2),
+                        started_at=start if status == BookingStatus.ENDED else None,
+                        cancelled_at=start - timedelta(days=1)
+                        if status == BookingStatus.CANCELLED
+                        else None,
+                    )
+                )
+                n += 1
+    Booking.objects.bulk_create(rows, batch_size=2000)
+    return first + timedelta(days=HISTORY_DAYS - 1, hours=8, minutes=30 * HISTORY_PER_DAY)
 
 
 def make_lab(env: dict[str, str], clients: int) -> dict:
@@ -402,10 +449,11 @@ class NotInserted(Exception):
 class Database:
     """One backend's database, opened directly (not through Django)."""
 
-    def __init__(self, backend: str, url: str):
+    def __init__(self, backend: str, url: str, history_end: datetime):
         self.backend = backend
         self.url = url
         self.path = url.removeprefix("sqlite:///")
+        self.history_end = history_end  # the lab's past bookings end by then; resets keep them
 
     @contextlib.contextmanager
     def connect(self) -> Iterator:
@@ -435,8 +483,11 @@ class Database:
         return str(value.astimezone(UTC).replace(tzinfo=None))
 
     def reset(self) -> None:
+        """Every booking but the lab's history gone, and (PostgreSQL) its statistics taken
+        again, as autovacuum keeps them: each phase starts from the same table."""
         with self.connect() as conn:
-            conn.execute("DELETE FROM booking_booking")
+            sql = 'DELETE FROM booking_booking WHERE "end" > %s'
+            conn.execute(self.sql(sql), (self.when(self.history_end),))
             if self.backend == "postgres":
                 conn.commit()
                 conn.autocommit = True
@@ -1030,11 +1081,13 @@ def profile_inside(lab_path: Path, requests: int, out: Path | None) -> int:
     django.setup()
     from django.db import connection
 
-    calls = BookingCalls(json.loads(lab_path.read_text()))
+    lab = json.loads(lab_path.read_text())
+    calls = BookingCalls(lab)
+    history_end = datetime.fromisoformat(lab["history_end"])
 
-    def reset() -> None:
+    def reset() -> None:  # the lab's history stays
         with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM booking_booking")
+            cursor.execute('DELETE FROM booking_booking WHERE "end" > %s', [history_end])
         connection.close()  # back to the pool, as at the end of a request
 
     _batches(50, calls.wsgi_post, reset)  # warm-up: imports, pools, caches
@@ -1239,7 +1292,8 @@ def run_backend(backend: str, setups: list[str], ctx: dict, args: argparse.Names
         common.say(f"[{backend}] migrate and seed")
         common.manage(env, "migrate", "--noinput")
         ctx["lab"] = make_lab(env, CLIENTS)
-        ctx["db"] = Database(backend, url)
+        ctx["db"] = Database(backend, url, datetime.fromisoformat(ctx["lab"]["history_end"]))
+        ctx["db"].reset()  # statistics that count the history, before the first floor
         ctx["backend"] = backend
         results = []
         for setup in setups:
