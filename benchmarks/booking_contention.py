@@ -82,6 +82,7 @@ import _common as common  # noqa: E402
 sys.path.insert(0, str(common.ROOT))
 from booking.sql import (  # noqa: E402  (no Django)
     AROUND_SQL,
+    GENERIC_PLANS,
     INSERT_IN_TURN_SQL,
     INSERT_SQL,
     SLOTS_LOCK_CLASS,
@@ -561,6 +562,7 @@ class Database:
         now = datetime.now(UTC)
         start, end = interval
         with conn.pipeline():  # psycopg queues its BEGIN with the first statement
+            conn.execute(GENERIC_PLANS, prepare=False)
             catalogue = conn.execute(
                 SQL_CATALOGUE[self.backend], (user, user, user, experiment["slug"], pool["slug"])
             )

@@ -21,6 +21,7 @@ from booking.policy import pool_policy
 from booking.sql import (
     AROUND_SQL,
     EXPERIMENT_IN_SERVICE_SQL,
+    GENERIC_PLANS,
     INSERT_IN_TURN_SQL,
     INSERT_SQL,
     MINE_SQL,
@@ -38,14 +39,6 @@ AROUND_BY_SLUG_SQL = {
     one: around_by_slug_sql(active=ACTIVE_STATUSES, one_experiment=one) for one in (False, True)
 }
 REFERENCE_ATTEMPTS = 8
-# booking_create's statements, prepared on each connection (config/settings/env.py), run
-# with the plans PostgreSQL made for them once (generic plans), never planned again for each
-# booking's values (custom plans). PostgreSQL chooses by comparing the plans' estimated costs:
-# with a lab's history in the statistics, the values of a booking (its times, now) make a
-# custom plan look cheaper than the generic one, and it then planned the bookings around
-# anew for every booking, about 0.6 ms of its CPU. These statements look up a few rows by
-# index whatever the values: the generic plan is as good.
-GENERIC_PLANS = b"SET LOCAL plan_cache_mode = force_generic_plan"
 
 
 def _lock_on_postgresql(sql: str, params: list) -> None:
