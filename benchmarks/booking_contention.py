@@ -187,8 +187,9 @@ def history(pool, experiments: list, users: list[int]) -> datetime:
     those plans slowing down as each phase fills the table."""
     from booking.models import Booking, BookingStatus
 
-    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    first = end - timedelta(days=HISTORY_DAYS)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = today - timedelta(days=HISTORY_DAYS)
+    last_end = first
     outcomes = [BookingStatus.ENDED] * 8 + [BookingStatus.CANCELLED, BookingStatus.NO_SHOW]
     rows, n = [], 0
     for day in range(HISTORY_DAYS):
@@ -214,8 +215,9 @@ def history(pool, experiments: list, users: list[int]) -> datetime:
                     )
                 )
                 n += 1
+                last_end = max(last_end, rows[-1].end)
     Booking.objects.bulk_create(rows, batch_size=2000)
-    return first + timedelta(days=HISTORY_DAYS - 1, hours=8, minutes=30 * HISTORY_PER_DAY)
+    return last_end
 
 
 def make_lab(env: dict[str, str], clients: int) -> dict:

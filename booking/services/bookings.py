@@ -224,9 +224,9 @@ def _around_by_slug_statement(
 def _around_from_rows(
     rows: list, experiment_ids: list[int]
 ) -> tuple[int, list[rules.Interval], set[int]]:
-    """From the read of the bookings that matter (booking/sql.py's AROUND_SQL): how many
-    current bookings the user holds in the pool, what counts for the quota, and the
-    candidates that are busy."""
+    """From the read of the bookings that matter (booking/sql.py's AROUND_SQL, or its
+    PostgreSQL form AROUND_BY_SLUG_SQL: the same rows): how many current bookings the user
+    holds in the pool, what counts for the quota, and the candidates that are busy."""
     held = rows[0][0]
     counted: list[rules.Interval] = []
     busy: set[int] = set()
@@ -396,11 +396,12 @@ def _create_in_pipeline(
     now: datetime,
 ) -> Booking:
     """The same transaction on PostgreSQL in two round trips instead of five, in psycopg's
-    pipeline mode: BEGIN, the catalogue read (which takes the user's lock) and the read of the
-    bookings around (from the request's slugs: it needs nothing the catalogue read returns)
-    go to the server together; the rules run on both answers; then the insert and COMMIT go
-    together. The server runs the statements in order, each in a snapshot of its own (READ
-    COMMITTED), so the bookings are read after the lock is granted, as one after another.
+    pipeline mode: BEGIN, the plan mode (GENERIC_PLANS, booking/sql.py), the catalogue read
+    (which takes the user's lock) and the read of the bookings around (from the request's
+    slugs: it needs nothing the catalogue read returns) go to the server together; the rules
+    run on both answers; then the insert and COMMIT go together. The server runs the
+    statements in order, each in a snapshot of its own (READ COMMITTED), so the bookings are
+    read after the lock is granted, as one after another.
     A refusal sends ROLLBACK instead of the insert. Where a constraint refuses its row (a
     racing booking committed first) the insert inserts nothing rather than failing
     (booking/sql.py): a failed statement would make the server skip the COMMIT, and leaving
