@@ -1,5 +1,6 @@
 """The REST API of the booking core: parse, check permission, call one service, shape output."""
 
+import json
 import threading
 from datetime import timedelta
 
@@ -8,11 +9,13 @@ from django.core.cache import caches
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.authentication import CSRFCheck
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.utils.json import strict_constant
 from rest_framework.views import APIView
 
 from booking import selectors, services
@@ -177,7 +180,95 @@ class AvailabilityApi(APIView):
         )
 
 
+def _no_response(request):  # noqa: ARG001 - the CSRF check calls no further handler
+    return None
+
+
+def plain_booking_post(request) -> dict | None:
+    """The validated input of a booking POST that DRF would take as it comes, or None.
+
+    Plain means: a JSON body (`Content-Type: application/json`, nothing else in the header)
+    of a sensible length, `Accept: */*` or none, no query string, an active user logged in
+    by the session whose CSRF token passes the check DRF's session authentication makes,
+    and input the booking serializer takes. For such a request DRF's authentication,
+    permission (IsAuthenticated), negotiation (AnyFirstNegotiation's first renderer),
+    parser (StrictJSONParser) and serializer all come to these answers; for anything else
+    this returns None and DRF handles the request from the start. Nothing here writes."""
+    meta = request.META
+    if (
+        meta.get("CONTENT_TYPE") != "application/json"
+        or meta.get("HTTP_ACCEPT", "*/*") != "*/*"
+        or meta.get("QUERY_STRING")
+    ):
+        return None
+    try:
+        length = int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if length <= 0 or (limit is not None and length > limit):
+        return None  # DRF reads such a body its own way, or not at all
+    user = request.user
+    if not (user.is_authenticated and user.is_active):
+        return None
+    check = CSRFCheck(_no_response)  # as SessionAuthentication.enforce_csrf
+    check.process_request(request)
+    if check.process_view(request, None, (), {}) is not None:
+        return None
+    try:  # as StrictJSONParser, with the default charset
+        data = json.loads(
+            request.body.decode(settings.DEFAULT_CHARSET), parse_constant=strict_constant
+        )
+    except (ValueError, RecursionError):
+        return None
+    try:
+        return parse(BookingCreateIn, data)
+    except ValidationError:
+        return None
+
+
 class BookingListCreateApi(APIView):
+    # The booking POST is the platform's hottest request. A plain one (plain_booking_post)
+    # skips DRF's per-request work before the view (the request wrapper, negotiation,
+    # authentication, permissions, throttles, parsing through the wrapper): about 6 % of its
+    # CPU (docs/benchmarks.md, fifteenth look). Its answer still comes from DRF: the same
+    # Response, exception handler and finalize_response. Every other request, and every one
+    # this view's settings would treat otherwise (tests/booking/test_api_plain_post.py
+    # checks them), goes through DRF's dispatch.
+    plain_post = True
+
+    def dispatch(self, request, *args, **kwargs):
+        if self.plain_post and request.method == "POST" and not args and not kwargs:
+            try:
+                data = plain_booking_post(request)
+            except Exception as exc:
+                # Reading the login session failed (the database unreachable): where DRF's
+                # authentication would have failed, with the answer it would have given.
+                return self._answer_plain(request, failure=exc)
+            if data is not None:
+                return self._answer_plain(request, data=data)
+        return super().dispatch(request, *args, **kwargs)
+
+    def _answer_plain(self, request, *, data: dict | None = None, failure: Exception | None = None):
+        """What DRF's dispatch does after its checks, for a plain POST: the view's answer,
+        an exception (`failure`, or the view's) through the exception handler, then
+        finalize_response."""
+        self.args, self.kwargs, self.request = (), {}, request
+        self.headers = self.default_response_headers
+        renderer = self.get_renderers()[0]  # what AnyFirstNegotiation answers to */*
+        request.accepted_renderer, request.accepted_media_type = renderer, renderer.media_type
+        try:
+            if failure is not None:
+                raise failure
+            response = Response(_created(request.user, data), status=201)
+        except Exception as exc:
+            response = self.get_exception_handler()(exc, self.get_exception_handler_context())
+            if response is None:
+                raise
+            response.exception = True
+        self.response = self.finalize_response(request, response)
+        return self.response
+
     @extend_schema(
         parameters=[OpenApiParameter("include", str, enum=["past"])],
         responses={200: BookingOut(many=True), 400: ErrorOut, 401: ErrorOut},
@@ -193,16 +284,19 @@ class BookingListCreateApi(APIView):
 
     @extend_schema(request=BookingCreateIn, responses={201: BookingOut, **ERRORS})
     def post(self, request: Request) -> Response:
-        data = parse(BookingCreateIn, request.data)
-        booking = services.booking_create(
-            user=request.user,
-            pool_slug=data["pool"],
-            experiment_slug=data.get("experiment"),
-            start=data["start"],
-            end=data["end"],
-            now=timezone.now(),
-        )
-        return Response(booking_to_dict(booking), status=201)
+        return Response(_created(request.user, parse(BookingCreateIn, request.data)), status=201)
+
+
+def _created(user, data: dict) -> dict:
+    booking = services.booking_create(
+        user=user,
+        pool_slug=data["pool"],
+        experiment_slug=data.get("experiment"),
+        start=data["start"],
+        end=data["end"],
+        now=timezone.now(),
+    )
+    return booking_to_dict(booking)
 
 
 def own_booking(request: Request, booking_id: object) -> Booking:
