@@ -42,6 +42,7 @@ Celery broker (private servers from scripts/services.py), JOBS_IN_PROCESS=0.
     .venv/bin/python benchmarks/booking_contention.py            # everything, a table
     .venv/bin/python benchmarks/booking_contention.py --json     # the same, as JSON
     .venv/bin/python benchmarks/booking_contention.py --profile  # where one booking's time goes
+    .venv/bin/python benchmarks/booking_contention.py --plain-ab 24  # the plain POST's saving
     .venv/bin/python benchmarks/booking_contention.py --http-floor 2  # gunicorn, no Django
     .venv/bin/python benchmarks/booking_contention.py --trace DIR  # and every request's latency
 
@@ -63,6 +64,7 @@ import json
 import os
 import random
 import sqlite3
+import statistics
 import subprocess
 import sys
 import threading
@@ -1167,7 +1169,54 @@ def profile_inside(lab_path: Path, requests: int, out: Path | None) -> int:
     return 0
 
 
-def run_profile(requests: int, settings: str, out: Path | None) -> int:
+def plain_ab_inside(lab_path: Path, requests: int, rounds: int) -> int:
+    """Runs under Django: batches of `requests` WSGI booking POSTs, one after another, with
+    the plain booking POST (booking/apis.py) on and off in turn, `rounds` times; the CPU of
+    each batch per request. The request keeps its connection, as the web processes' request
+    threads do. Alternating batches of a few hundred milliseconds, and their paired ratios,
+    leave out most of what the machine's moving speed does to runs minutes apart."""
+    sys.path.insert(0, str(common.ROOT))
+    import django
+
+    django.setup()
+    from django.db import connection, connections
+
+    from booking.apis import BookingListCreateApi
+
+    for conn in connections.all(initialized_only=False):
+        conn.keep_between_requests = True
+    lab = json.loads(lab_path.read_text())
+    calls = BookingCalls(lab)
+    history_end = datetime.fromisoformat(lab["history_end"])
+
+    def reset() -> None:  # the lab's history stays
+        with connection.cursor() as cursor:
+            cursor.execute('DELETE FROM booking_booking WHERE "end" > %s', [history_end])
+
+    _batches(100, calls.wsgi_post, reset)  # warm-up: imports, pools, caches
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(rounds):
+        for plain in (True, False):
+            BookingListCreateApi.plain_post = plain
+            _, seconds = _batches(requests, calls.wsgi_post, reset)
+            cpu[plain].append(1000 * seconds / requests)
+    ratios = sorted(on / off for on, off in zip(cpu[True], cpu[False], strict=True))
+    print(f"{rounds} rounds of {requests} booking POSTs each way, PostgreSQL, DEBUG off:")
+    for plain, label in ((True, "plain POST on "), (False, "plain POST off")):
+        values = sorted(cpu[plain])
+        print(
+            f"  {label}: CPU ms per request, median {statistics.median(values):.3f} "
+            f"(min {values[0]:.3f}, max {values[-1]:.3f})"
+        )
+    quarter = len(ratios) // 4
+    print(
+        f"  on / off, paired by round: median {statistics.median(ratios):.3f} "
+        f"(quartiles {ratios[quarter]:.3f}-{ratios[-1 - quarter]:.3f})"
+    )
+    return 0
+
+
+def run_profile(requests: int, settings: str, out: Path | None, plain_ab_rounds: int = 0) -> int:
     svc = common.services()
     svc.exit_on_signals()
     tmpdir = svc.make_tmpdir("labbook-profile-")
@@ -1185,10 +1234,14 @@ def run_profile(requests: int, settings: str, out: Path | None) -> int:
         common.manage(env, "migrate", "--noinput")
         lab_path = tmpdir / "lab.json"
         lab_path.write_text(json.dumps(make_lab(env, CLIENTS)))
-        common.say(f"[profile] {requests} requests x 3")
+        if plain_ab_rounds:
+            command = ["_plain_ab", str(lab_path), str(requests), str(plain_ab_rounds)]
+        else:
+            common.say(f"[profile] {requests} requests x 3")
+            command = ["_profile", str(lab_path), str(requests)]
+            command += [str(out.resolve())] if out else []
         done = subprocess.run(
-            [sys.executable, __file__, "_profile", str(lab_path), str(requests)]
-            + ([str(out.resolve())] if out else []),
+            [sys.executable, __file__, *command],
             cwd=common.ROOT,
             env=env,
             timeout=600,
@@ -1318,6 +1371,8 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["_profile"]:
         return profile_inside(Path(argv[1]), int(argv[2]), Path(argv[3]) if argv[3:] else None)
+    if argv[:1] == ["_plain_ab"]:
+        return plain_ab_inside(Path(argv[1]), int(argv[2]), int(argv[3]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="postgres, sqlite")
@@ -1345,8 +1400,16 @@ def main(argv: list[str]) -> int:
         help="also write each request's start, latency and web process there, a file per phase",
     )
     parser.add_argument("--profile", action="store_true", help="profile one booking POST")
-    parser.add_argument("--profile-requests", type=int, default=500)
+    parser.add_argument(
+        "--profile-requests", type=int, help="requests per profile (500) or per batch (100)"
+    )
     parser.add_argument("--profile-out", type=Path, help="also save the whole profile here")
+    parser.add_argument(
+        "--plain-ab",
+        type=int,
+        metavar="ROUNDS",
+        help="CPU per booking POST with the plain POST on and off, in alternating batches",
+    )
     parser.add_argument(
         "--http-floor",
         type=int,
@@ -1354,8 +1417,11 @@ def main(argv: list[str]) -> int:
         help="only the HTTP server and client's cost: gunicorn workers serving no application",
     )
     args = parser.parse_args(argv)
+    if args.plain_ab:
+        requests = args.profile_requests or 100
+        return run_profile(requests, args.settings, None, plain_ab_rounds=args.plain_ab)
     if args.profile:
-        return run_profile(args.profile_requests, args.settings, args.profile_out)
+        return run_profile(args.profile_requests or 500, args.settings, args.profile_out)
     if args.http_floor:
         return run_http_floor(args.http_floor, rounds=3, seconds=args.seconds or 10.0)
     phases = dict(PHASES)
