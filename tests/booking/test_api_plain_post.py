@@ -14,6 +14,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
+from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from booking.apis import BookingListCreateApi
@@ -199,6 +200,23 @@ def test_an_unexpected_failure_reading_the_session_is_raised_as_drf_raises_it(la
         monkeypatch.setattr(BookingListCreateApi, "plain_post", plain_post)
         with pytest.raises(InterfaceError):
             client.post(URL, body(), content_type="application/json")
+
+
+def test_a_user_forced_by_drfs_test_client_books_as_drf_would(lab, monkeypatch, drf_dispatches):
+    # DRF's test client can name a user for DRF's authentication alone; the session's user
+    # is then not the one who books.
+    client = APIClient()
+    client.force_login(lab.student)
+    client.force_authenticate(lab.student2)
+    answers = []
+    for plain_post in (True, False):
+        monkeypatch.setattr(BookingListCreateApi, "plain_post", plain_post)
+        response = client.post(URL, body(), format="json")
+        answers.append(answer(response))
+        assert Booking.objects.get(pk=response.json()["id"]).user == lab.student2
+        Booking.objects.all().delete()
+    assert answers[0] == answers[1]
+    assert drf_dispatches == [BookingListCreateApi, BookingListCreateApi]
 
 
 def test_the_view_is_configured_as_the_plain_path_assumes():
