@@ -72,7 +72,7 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
@@ -1079,22 +1079,35 @@ def _batches(requests: int, call: object, reset: object) -> tuple[float, float]:
     return wall, cpu
 
 
-def profile_inside(lab_path: Path, requests: int, out: Path | None) -> int:
-    """Runs under Django: per-request costs, then a profile of the WSGI booking POST."""
+def _in_django(lab_path: Path, *, keep_connection: bool) -> tuple[BookingCalls, Callable]:
+    """Django set up in this process, the booking POSTs of the lab, and a reset that deletes
+    their bookings (the lab's history stays). `keep_connection`: the connection stays open
+    between requests, as on the web processes' request threads; otherwise it goes back to
+    the pool at each reset, as at the end of a request."""
     sys.path.insert(0, str(common.ROOT))
     import django
 
     django.setup()
-    from django.db import connection
+    from django.db import connection, connections
 
+    for conn in connections.all(initialized_only=False):
+        conn.keep_between_requests = keep_connection
     lab = json.loads(lab_path.read_text())
-    calls = BookingCalls(lab)
     history_end = datetime.fromisoformat(lab["history_end"])
 
-    def reset() -> None:  # the lab's history stays
+    def reset() -> None:
         with connection.cursor() as cursor:
             cursor.execute('DELETE FROM booking_booking WHERE "end" > %s', [history_end])
-        connection.close()  # back to the pool, as at the end of a request
+        if not keep_connection:
+            connection.close()
+
+    return BookingCalls(lab), reset
+
+
+def profile_inside(lab_path: Path, requests: int, out: Path | None) -> int:
+    """Runs under Django: per-request costs, then a profile of the WSGI booking POST."""
+    calls, reset = _in_django(lab_path, keep_connection=False)
+    from django.db import connection
 
     _batches(50, calls.wsgi_post, reset)  # warm-up: imports, pools, caches
     queries = {"count": 0, "seconds": 0.0}
@@ -1175,23 +1188,8 @@ def plain_ab_inside(lab_path: Path, requests: int, rounds: int) -> int:
     each batch per request. The request keeps its connection, as the web processes' request
     threads do. Alternating batches of a few hundred milliseconds, and their paired ratios,
     leave out most of what the machine's moving speed does to runs minutes apart."""
-    sys.path.insert(0, str(common.ROOT))
-    import django
-
-    django.setup()
-    from django.db import connection, connections
-
+    calls, reset = _in_django(lab_path, keep_connection=True)
     from booking.apis import BookingListCreateApi
-
-    for conn in connections.all(initialized_only=False):
-        conn.keep_between_requests = True
-    lab = json.loads(lab_path.read_text())
-    calls = BookingCalls(lab)
-    history_end = datetime.fromisoformat(lab["history_end"])
-
-    def reset() -> None:  # the lab's history stays
-        with connection.cursor() as cursor:
-            cursor.execute('DELETE FROM booking_booking WHERE "end" > %s', [history_end])
 
     _batches(100, calls.wsgi_post, reset)  # warm-up: imports, pools, caches
     cpu: dict[bool, list[float]] = {True: [], False: []}
