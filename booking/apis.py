@@ -9,8 +9,8 @@ from django.core.cache import caches
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.authentication import CSRFCheck
-from rest_framework.exceptions import ValidationError
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from booking import selectors, services
 from booking.errors import MESSAGES, ApiError
 from booking.models import Booking, Pool
+from booking.negotiation import accepts_anything
 from booking.policy import pool_policy
 from booking.serializers import (
     AvailabilityOut,
@@ -180,10 +181,6 @@ class AvailabilityApi(APIView):
         )
 
 
-def _no_response(request):  # noqa: ARG001 - the CSRF check calls no further handler
-    return None
-
-
 def plain_booking_post(request) -> dict | None:
     """The validated input of a booking POST that DRF would take as it comes, or None.
 
@@ -198,7 +195,7 @@ def plain_booking_post(request) -> dict | None:
     meta = request.META
     if (
         meta.get("CONTENT_TYPE") != "application/json"
-        or meta.get("HTTP_ACCEPT", "*/*") != "*/*"
+        or not accepts_anything(meta)
         or meta.get("QUERY_STRING")
     ):
         return None
@@ -214,9 +211,9 @@ def plain_booking_post(request) -> dict | None:
     user = request.user
     if not (user.is_authenticated and user.is_active):
         return None
-    check = CSRFCheck(_no_response)  # as SessionAuthentication.enforce_csrf
-    check.process_request(request)
-    if check.process_view(request, None, (), {}) is not None:
+    try:
+        SessionAuthentication().enforce_csrf(request)
+    except PermissionDenied:
         return None
     try:  # as StrictJSONParser, with the default charset
         data = json.loads(
@@ -233,7 +230,7 @@ def plain_booking_post(request) -> dict | None:
 class BookingListCreateApi(APIView):
     # The booking POST is the platform's hottest request. A plain one (plain_booking_post)
     # skips DRF's per-request work before the view (the request wrapper, negotiation,
-    # authentication, permissions, throttles, parsing through the wrapper): about 6 % of its
+    # authentication, permissions, throttles, parsing through the wrapper): 6-7 % of its
     # CPU (docs/benchmarks.md, fifteenth look). Its answer still comes from DRF: the same
     # Response, exception handler and finalize_response. Every other request, and every one
     # this view's settings would treat otherwise (tests/booking/test_api_plain_post.py
@@ -242,35 +239,26 @@ class BookingListCreateApi(APIView):
 
     def dispatch(self, request, *args, **kwargs):
         if self.plain_post and request.method == "POST" and not args and not kwargs:
+            # What DRF's dispatch does around the view, for a plain POST.
+            self.args, self.kwargs, self.request = args, kwargs, request
+            self.headers = self.default_response_headers
             try:
                 data = plain_booking_post(request)
+                response = None if data is None else Response(_created(request.user, data), 201)
             except Exception as exc:
-                # Reading the login session failed (the database unreachable): where DRF's
-                # authentication would have failed, with the answer it would have given.
-                return self._answer_plain(request, failure=exc)
-            if data is not None:
-                return self._answer_plain(request, data=data)
+                # The view's refusals, and a failure reading the login session (the database
+                # unreachable) where DRF's authentication would have met it.
+                response = self.get_exception_handler()(exc, self.get_exception_handler_context())
+                if response is None:
+                    raise
+                response.exception = True
+            if response is not None:
+                renderer = self.get_renderers()[0]  # what AnyFirstNegotiation answers to */*
+                request.accepted_renderer = renderer
+                request.accepted_media_type = renderer.media_type
+                self.response = self.finalize_response(request, response)
+                return self.response
         return super().dispatch(request, *args, **kwargs)
-
-    def _answer_plain(self, request, *, data: dict | None = None, failure: Exception | None = None):
-        """What DRF's dispatch does after its checks, for a plain POST: the view's answer,
-        an exception (`failure`, or the view's) through the exception handler, then
-        finalize_response."""
-        self.args, self.kwargs, self.request = (), {}, request
-        self.headers = self.default_response_headers
-        renderer = self.get_renderers()[0]  # what AnyFirstNegotiation answers to */*
-        request.accepted_renderer, request.accepted_media_type = renderer, renderer.media_type
-        try:
-            if failure is not None:
-                raise failure
-            response = Response(_created(request.user, data), status=201)
-        except Exception as exc:
-            response = self.get_exception_handler()(exc, self.get_exception_handler_context())
-            if response is None:
-                raise
-            response.exception = True
-        self.response = self.finalize_response(request, response)
-        return self.response
 
     @extend_schema(
         parameters=[OpenApiParameter("include", str, enum=["past"])],
