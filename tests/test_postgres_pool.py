@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from psycopg import pq
 
 from tests.support.processes import wait_until
 
@@ -180,6 +181,57 @@ def test_a_rollback_keeps_the_connections_prepared_statements(db):
             # Still prepared on the server, and run as that statement again (psycopg's own
             # rollback sends DEALLOCATE ALL: no row).
             assert cursor.fetchone() == (runs_before + 1,)
+
+
+def _pipeline_outcomes(url: str, together: bool) -> list:
+    """What a pipeline of five statements gives, the third failing, with and without
+    send_together: each step's result or error, and the connection's state afterwards."""
+    from config.postgresql.base import send_together
+    from config.settings.env import PREPARE_THRESHOLD
+
+    outcomes = []
+    with psycopg.connect(url, autocommit=True, prepare_threshold=PREPARE_THRESHOLD) as conn:
+        for run in range(PREPARE_THRESHOLD + 2):  # the statement prepared on later runs
+            try:
+                with conn.pipeline() as pipeline:
+                    if together:
+                        send_together(pipeline)
+                    conn.execute("BEGIN")
+                    first = conn.execute("SELECT %s::int * 2", [run])
+                    if run % 2:  # its results fetched before the failing statement is sent
+                        outcomes.append(("first", first.fetchall()))
+                    conn.execute("SELECT 1 / %s", [0])
+                    conn.execute("SELECT 4")
+                    outcomes.append(("first", first.fetchall()))  # or with it
+                    conn.execute("COMMIT")
+            except psycopg.Error as error:
+                outcomes.append(("error", type(error).__name__))
+            conn.execute("ROLLBACK")
+            outcomes.append(("state", conn.pgconn.transaction_status, conn.pgconn.pipeline_status))
+        prepared = conn.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int * 2'"
+        ).fetchone()
+    return [*outcomes, ("prepared", prepared)]
+
+
+def test_a_pipeline_that_sends_together_gives_what_psycopg_gives():
+    """send_together changes when statements reach the server, not what comes back: the
+    results, a failed statement's error, the transaction and pipeline states after it, the
+    statement psycopg prepares after its threshold."""
+    url = os.environ["TEST_POSTGRES_URL"]
+    outcomes = _pipeline_outcomes(url, together=True)
+    assert outcomes == _pipeline_outcomes(url, together=False)
+    idle = ("state", pq.TransactionStatus.IDLE, pq.PipelineStatus.OFF)
+    assert outcomes[:7] == [
+        ("error", "DivisionByZero"),  # at the fetch that reads its results
+        idle,
+        ("first", [(2,)]),
+        ("first", []),  # read already
+        ("error", "DivisionByZero"),  # at the end of the pipeline
+        idle,
+        ("error", "DivisionByZero"),
+    ]
+    assert outcomes[-1] == ("prepared", (1,))
 
 
 def _backend_pid(wrapper) -> int:

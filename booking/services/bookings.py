@@ -31,7 +31,7 @@ from booking.sql import (
     catalogue_sql,
     slots_turn,
 )
-from config.postgresql.base import queue_command
+from config.postgresql.base import queue_command, send_together
 
 OVERLAP_CONSTRAINT = "booking_no_overlap"
 # booking/sql.py's AROUND_BY_SLUG_SQL, for all the pool's experiments (False) or one (True).
@@ -398,8 +398,9 @@ def _create_in_pipeline(
     """The same transaction on PostgreSQL in two round trips instead of five, in psycopg's
     pipeline mode: BEGIN, the plan mode (GENERIC_PLANS, booking/sql.py), the catalogue read
     (which takes the user's lock) and the read of the bookings around (from the request's
-    slugs: it needs nothing the catalogue read returns) go to the server together; the rules
-    run on both answers; then the insert and COMMIT go together. The server runs the
+    slugs: it needs nothing the catalogue read returns) go to the server together, in one
+    write (send_together); the rules run on both answers; then the insert and COMMIT go
+    together. The server runs the
     statements in order, each in a snapshot of its own (READ COMMITTED), so the bookings are
     read after the lock is granted, as one after another.
     A refusal sends ROLLBACK instead of the insert. Where a constraint refuses its row (a
@@ -414,7 +415,8 @@ def _create_in_pipeline(
     conn = connection.connection
     cursor, around = connection.cursor(), connection.cursor()
     try:
-        with connection.wrap_database_errors, conn.pipeline():
+        with connection.wrap_database_errors, conn.pipeline() as pipeline:
+            send_together(pipeline)  # a write per round trip, not one per statement
             try:
                 queue_command(conn, b"BEGIN")
                 queue_command(conn, GENERIC_PLANS)

@@ -122,6 +122,37 @@ def queue_command(conn, command: bytes) -> None:
         conn.wait(conn._exec_command(command))
 
 
+def send_together(pipeline) -> None:
+    """Have a psycopg pipeline write what is queued in one go, when results are wanted.
+
+    psycopg writes each statement of a pipeline to the socket as it is queued: its pipeline
+    loop moves one queued command into libpq's buffer per pass, polling the socket and
+    writing the buffer each time. A booking's two round trips took nine writes and thirteen
+    polls that way, each a system call that gives up the interpreter's lock (which another
+    thread of the web process may then take), and PostgreSQL woke for each write. With this,
+    a statement goes into libpq's buffer as it is queued and the buffer is written when
+    results are fetched, at a sync, or at the pipeline's end: three writes and a few polls
+    for the same statements, in the same order. The server runs them when they arrive, as
+    before; psycopg reads their results at the fetch, as it does for any results that were
+    not in yet when it sent a statement. libpq still writes on its own once its buffer holds
+    64 kB, which no booking comes near.
+
+    For this pipeline only (psycopg makes a new one each time it enters pipeline mode).
+    `_communicate_gen` is psycopg's own step, which runs the queued commands and writes them;
+    psycopg is pinned. If an upgrade changed that step, tests/test_postgres_pool.py compares
+    what pipelines give with and without this, and tests/booking/test_api_bookings_committed.py
+    counts a booking's writes."""
+    queue = pipeline.command_queue
+
+    def into_the_buffer():  # a generator, as the step it replaces: it never waits
+        while queue:
+            queue.popleft()()
+        return
+        yield
+
+    pipeline._communicate_gen = into_the_buffer
+
+
 # How long a web thread keeps its connection before handing it back to the pool, which
 # then recycles it at its own maximum lifetime.
 KEEP_SECONDS = 300.0

@@ -3,6 +3,9 @@ transaction around it. On PostgreSQL booking_create then sends its statements in
 (booking/services/bookings.py), which tests inside a test transaction never reach; on SQLite
 these are its IMMEDIATE transactions as production runs them."""
 
+import os
+import socket
+import struct
 from datetime import timedelta
 
 import pytest
@@ -184,3 +187,34 @@ def test_on_postgresql_the_booking_statements_keep_their_generic_plans(lab):
     assert len(plans) == 1, plans
     generic, custom = plans[0]
     assert custom == 0 and generic >= runs - PREPARE_THRESHOLD, plans
+
+
+def _segments_sent() -> int:
+    """Data segments the database connection's TCP socket has sent (Linux's TCP_INFO,
+    tcpi_data_segs_out). libpq sets TCP_NODELAY, so each small write leaves as one."""
+    with socket.socket(fileno=os.dup(connection.connection.pgconn.socket)) as sock:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 160)
+    return struct.unpack_from("I", info, 156)[0]
+
+
+def test_on_postgresql_each_round_trip_of_a_booking_is_written_at_once(lab, monkeypatch):
+    """The statements of each round trip go to PostgreSQL in one write, not one write each
+    (config/postgresql/base.py, send_together): the first round trip's four statements, then
+    the insert with COMMIT and the pipeline's sync, then psycopg's flush request as it leaves
+    the pipeline. So three writes per booking, against nine when psycopg writes each one.
+    (The test settings send the confirmation inline, with statements of its own: not
+    counted here.)"""
+    if connection.vendor != "postgresql":
+        assert not bookings._in_pipeline()  # SQLite: no socket, no pipeline
+        return
+    confirmed = []
+    monkeypatch.setattr(bookings, "booking_confirmation_enqueue", confirmed.append)
+    lab.pool.max_bookings = 100
+    lab.pool.save()
+    _book(lab, lab.student, 60)  # the connection opened, the statements' first runs
+    for n in range(2, PREPARE_THRESHOLD + 4):  # before and after psycopg prepares them
+        before = _segments_sent()
+        booking = _book(lab, lab.student, 60 * n)
+        assert _segments_sent() - before == 3, n
+        assert Booking.objects.get(pk=booking.pk).reference == booking.reference
+    assert len(confirmed) == PREPARE_THRESHOLD + 3
