@@ -44,8 +44,19 @@ class Policy:
         }
 
 
+# Each character of a reference is 5 random bits, the alphabet having 32 characters: all of
+# a reference's bits come from one read of the system's randomness (secrets.choice reads it
+# once or more per character, each a system call on the booking path).
+_BITS = 5
+assert len(REFERENCE_ALPHABET) == 1 << _BITS
+
+
 def new_reference() -> str:
-    return "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH))
+    bits = secrets.randbits(_BITS * REFERENCE_LENGTH)
+    mask = (1 << _BITS) - 1
+    return "".join(
+        REFERENCE_ALPHABET[(bits >> (_BITS * place)) & mask] for place in range(REFERENCE_LENGTH)
+    )
 
 
 def normalise_reference(raw: str) -> str:

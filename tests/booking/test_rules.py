@@ -196,3 +196,9 @@ def test_references_use_the_unambiguous_alphabet():
     assert len(refs) > 490
     assert all(len(r) == 6 and set(r) <= set(rules.REFERENCE_ALPHABET) for r in refs)
     assert not set("01OI") & set(rules.REFERENCE_ALPHABET)
+
+
+def test_every_character_turns_up_in_every_place_of_a_reference():
+    refs = [rules.new_reference() for _ in range(3000)]
+    for place in range(rules.REFERENCE_LENGTH):
+        assert {ref[place] for ref in refs} == set(rules.REFERENCE_ALPHABET), place
