@@ -7,8 +7,8 @@ it again. Everything else `django.contrib.auth.get_user` does (the backend must 
 configured, the user active, the session's password hash valid) is unchanged.
 
 On PostgreSQL a web process remembers the row between requests until PostgreSQL notifies a
-change to the session or the user (`web.login_cache`); each request still decodes the
-session and checks the user as above.
+change to the session or the user (`web.login_cache`); each request still checks the user
+as above. A process decodes each session text once (`SessionStore.decode`).
 """
 
 from contextvars import ContextVar
@@ -28,6 +28,11 @@ from django.utils.functional import SimpleLazyObject
 from web.login_cache import Remembered, login_cache, remembered_in
 
 _READ_WITH_SESSION: ContextVar = ContextVar("user_read_with_session", default=None)
+
+# Session texts decoded in this process, and their data (SessionStore.decode); in memory only.
+DECODED_SIZE = 2000  # texts at most; when full, all are forgotten
+_DECODED: dict[str, dict] = {}
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 class SessionStore(DBStore):
@@ -70,6 +75,24 @@ class SessionStore(DBStore):
                 )
                 memory.put(self.session_key, known, epoch)
         return self.model(session_key=self.session_key, session_data=session_data)
+
+    def decode(self, session_data: str) -> dict:
+        """Django's decode (the signature checked, the data parsed), once per session text in
+        this process: the same text always decodes to the same data (signed with the
+        process's keys, no age limit), and a login's text stays the same from one request to
+        the next. Each request gets a copy of its own. Data holding anything but plain values
+        (which a copy would share between requests), and text that does not decode, are
+        decoded each time, as by Django."""
+        known = _DECODED.get(session_data)
+        if known is not None:
+            return dict(known)
+        data = super().decode(session_data)
+        if data and all(type(value) in _PLAIN for value in data.values()):
+            if len(_DECODED) >= DECODED_SIZE:
+                _DECODED.clear()
+            _DECODED[session_data] = data
+            return dict(data)
+        return data
 
     # Writes through this store forget the session in this process at once; other processes
     # hear of them from PostgreSQL (web.login_cache).

@@ -105,3 +105,53 @@ def test_the_sweep_deletes_expired_logins_only(lab):
     LoginSession.objects.filter(session_key=gone).update(expire_date=past)
     assert login_sessions_purge(now=timezone.now()) == 1
     assert set(LoginSession.objects.values_list("session_key", flat=True)) == {keep}
+
+
+def test_a_session_text_is_decoded_once_and_each_load_gets_its_own_data(db, monkeypatch):
+    from django.core import signing
+
+    from web import login_sessions
+
+    Store = LoginSession.get_session_store_class()  # noqa: N806 - a class
+    store = Store()
+    store.update({"note": "seen", "count": 1})
+    text = store.encode(dict(store.items()))
+    monkeypatch.setattr(login_sessions, "_DECODED", {})
+    calls = []
+    real = signing.loads
+    monkeypatch.setattr(signing, "loads", lambda *a, **k: calls.append(1) or real(*a, **k))
+
+    loads = [Store().decode(text) for _ in range(3)]
+    assert len(calls) == 1  # checked and parsed once
+    loads[0]["note"] = loads[1]["note"] = "changed by a request"
+    third = Store().decode(text)
+    assert third == {"note": "seen", "count": 1}  # not what the requests did to their copies
+    assert loads[2] == third and loads[2] is not third
+
+    tampered = text[:-1] + ("A" if text[-1] != "A" else "B")
+    assert Store().decode(tampered) == {}  # its signature checked, as by Django
+    assert len(calls) == 2
+
+
+def test_session_data_holding_more_than_plain_values_is_decoded_each_time(db, monkeypatch):
+    from web import login_sessions
+
+    Store = LoginSession.get_session_store_class()  # noqa: N806 - a class
+    text = Store().encode({"items": ["a"]})
+    monkeypatch.setattr(login_sessions, "_DECODED", {})
+    first = Store().decode(text)
+    first["items"].append("b")
+    assert Store().decode(text) == {"items": ["a"]}
+    assert login_sessions._DECODED == {}
+
+
+def test_the_decoded_texts_are_bounded(db, monkeypatch):
+    from web import login_sessions
+
+    Store = LoginSession.get_session_store_class()  # noqa: N806 - a class
+    monkeypatch.setattr(login_sessions, "_DECODED", {})
+    monkeypatch.setattr(login_sessions, "DECODED_SIZE", 3)
+    texts = [Store().encode({"n": n}) for n in range(7)]
+    for n, text in enumerate(texts):
+        assert Store().decode(text) == {"n": n}
+        assert len(login_sessions._DECODED) <= 3
