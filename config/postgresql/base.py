@@ -131,26 +131,39 @@ def send_together(pipeline) -> None:
     polls that way, each a system call that gives up the interpreter's lock (which another
     thread of the web process may then take), and PostgreSQL woke for each write. With this,
     a statement goes into libpq's buffer as it is queued and the buffer is written when
-    results are fetched, at a sync, or at the pipeline's end: three writes and a few polls
-    for the same statements, in the same order. The server runs them when they arrive, as
-    before; psycopg reads their results at the fetch, as it does for any results that were
+    results are fetched, or at a sync (libpq writes its buffer then): two writes and a few
+    polls for the same statements, in the same order. The server runs them when they arrive,
+    as before; psycopg reads their results at the fetch, as it does for any results that were
     not in yet when it sent a statement. libpq still writes on its own once its buffer holds
     64 kB, which no booking comes near.
 
+    A fetch asks the server to send what it has (a flush request, "H"), except right after a
+    sync: the server sends everything at a sync, so psycopg's flush request at the pipeline's
+    end (after its sync) would be a write of its own, and a wake-up of the server, for nothing.
+
     For this pipeline only (psycopg makes a new one each time it enters pipeline mode).
-    `_communicate_gen` is psycopg's own step, which runs the queued commands and writes them;
-    psycopg is pinned. If an upgrade changed that step, tests/test_postgres_pool.py compares
-    what pipelines give with and without this, and tests/booking/test_api_bookings_committed.py
-    counts a booking's writes."""
+    `_communicate_gen` is psycopg's own step, which runs the queued commands and writes them,
+    and `_fetch_gen` the one that reads results; psycopg is pinned. If an upgrade changed
+    them, tests/test_postgres_pool.py compares what pipelines give with and without this, and
+    tests/booking/test_api_bookings_committed.py counts a booking's writes."""
     queue = pipeline.command_queue
+    sync = pipeline.pgconn.pipeline_sync
+    fetch = pipeline._fetch_gen
+    synced = [False]  # the last command put in the buffer was a sync
 
     def into_the_buffer():  # a generator, as the step it replaces: it never waits
         while queue:
-            queue.popleft()()
+            command = queue.popleft()
+            command()
+            synced[0] = command == sync
         return
         yield
 
+    def fetch_unless_synced(*, flush: bool):
+        return fetch(flush=flush and not synced[0])
+
     pipeline._communicate_gen = into_the_buffer
+    pipeline._fetch_gen = fetch_unless_synced
 
 
 # How long a web thread keeps its connection before handing it back to the pool, which
