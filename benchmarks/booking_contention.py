@@ -43,6 +43,7 @@ Celery broker (private servers from scripts/services.py), JOBS_IN_PROCESS=0.
     .venv/bin/python benchmarks/booking_contention.py --json     # the same, as JSON
     .venv/bin/python benchmarks/booking_contention.py --profile  # where one booking's time goes
     .venv/bin/python benchmarks/booking_contention.py --plain-ab 24  # the plain POST's saving
+    .venv/bin/python benchmarks/booking_contention.py --together-ab 24  # send_together's
     .venv/bin/python benchmarks/booking_contention.py --http-floor 2  # gunicorn, no Django
     .venv/bin/python benchmarks/booking_contention.py --trace DIR  # and every request's latency
 
@@ -1182,39 +1183,83 @@ def profile_inside(lab_path: Path, requests: int, out: Path | None) -> int:
     return 0
 
 
-def plain_ab_inside(lab_path: Path, requests: int, rounds: int) -> int:
-    """Runs under Django: batches of `requests` WSGI booking POSTs, one after another, with
-    the plain booking POST (booking/apis.py) on and off in turn, `rounds` times; the CPU of
-    each batch per request. The request keeps its connection, as the web processes' request
-    threads do. Alternating batches of a few hundred milliseconds, and their paired ratios,
-    leave out most of what the machine's moving speed does to runs minutes apart."""
-    calls, reset = _in_django(lab_path, keep_connection=True)
+def _switch_plain(on: bool) -> None:
     from booking.apis import BookingListCreateApi
 
+    BookingListCreateApi.plain_post = on
+
+
+_SEND_TOGETHER: list = []
+
+
+def _switch_together(on: bool) -> None:
+    from booking.services import bookings
+
+    if not _SEND_TOGETHER:
+        _SEND_TOGETHER.append(bookings.send_together)
+    bookings.send_together = _SEND_TOGETHER[0] if on else lambda pipeline: None
+
+
+# What --plain-ab and --together-ab turn on and off: a label, and the switch.
+SWITCHES = {
+    "plain": ("plain POST", _switch_plain),
+    "together": ("statements sent together", _switch_together),
+}
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of process `pid` so far (user and system, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ab_inside(lab_path: Path, requests: int, rounds: int, switch: str) -> int:
+    """Runs under Django: batches of `requests` WSGI booking POSTs, one after another, with
+    a change (SWITCHES) on and off in turn, `rounds` times; the CPU of each batch per request,
+    in this process and in its PostgreSQL backend. The request keeps its connection, as the
+    web processes' request threads do. Alternating batches of a few hundred milliseconds, and
+    their paired ratios, leave out most of what the machine's moving speed does to runs
+    minutes apart. The backend's CPU comes in clock ticks (10 ms): its figure is the total of
+    each side over all rounds."""
+    calls, reset = _in_django(lab_path, keep_connection=True)
+    from django.db import connection
+
+    label, turn = SWITCHES[switch]
     _batches(100, calls.wsgi_post, reset)  # warm-up: imports, pools, caches
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
     cpu: dict[bool, list[float]] = {True: [], False: []}
+    database: dict[bool, float] = {True: 0.0, False: 0.0}
     for _ in range(rounds):
-        for plain in (True, False):
-            BookingListCreateApi.plain_post = plain
+        for on in (True, False):
+            turn(on)
+            database_before = _process_cpu(backend)
             _, seconds = _batches(requests, calls.wsgi_post, reset)
-            cpu[plain].append(1000 * seconds / requests)
+            cpu[on].append(1000 * seconds / requests)
+            database[on] += _process_cpu(backend) - database_before
+    turn(True)
     ratios = sorted(on / off for on, off in zip(cpu[True], cpu[False], strict=True))
     print(f"{rounds} rounds of {requests} booking POSTs each way, PostgreSQL, DEBUG off:")
-    for plain, label in ((True, "plain POST on "), (False, "plain POST off")):
-        values = sorted(cpu[plain])
+    for on, state in ((True, "on "), (False, "off")):
+        values = sorted(cpu[on])
         print(
-            f"  {label}: CPU ms per request, median {statistics.median(values):.3f} "
-            f"(min {values[0]:.3f}, max {values[-1]:.3f})"
+            f"  {label} {state}: CPU ms per request, median {statistics.median(values):.3f} "
+            f"(min {values[0]:.3f}, max {values[-1]:.3f}); its PostgreSQL backend "
+            f"{1000 * database[on] / (rounds * requests):.3f} (all rounds)"
         )
     quarter = len(ratios) // 4
     print(
         f"  on / off, paired by round: median {statistics.median(ratios):.3f} "
-        f"(quartiles {ratios[quarter]:.3f}-{ratios[-1 - quarter]:.3f})"
+        f"(quartiles {ratios[quarter]:.3f}-{ratios[-1 - quarter]:.3f}); PostgreSQL backend, "
+        f"all rounds: {database[True] / database[False]:.3f}"
     )
     return 0
 
 
-def run_profile(requests: int, settings: str, out: Path | None, plain_ab_rounds: int = 0) -> int:
+def run_profile(
+    requests: int, settings: str, out: Path | None, ab: tuple[str, int] | None = None
+) -> int:
     svc = common.services()
     svc.exit_on_signals()
     tmpdir = svc.make_tmpdir("labbook-profile-")
@@ -1232,8 +1277,8 @@ def run_profile(requests: int, settings: str, out: Path | None, plain_ab_rounds:
         common.manage(env, "migrate", "--noinput")
         lab_path = tmpdir / "lab.json"
         lab_path.write_text(json.dumps(make_lab(env, CLIENTS)))
-        if plain_ab_rounds:
-            command = ["_plain_ab", str(lab_path), str(requests), str(plain_ab_rounds)]
+        if ab:
+            command = ["_ab", str(lab_path), str(requests), str(ab[1]), ab[0]]
         else:
             common.say(f"[profile] {requests} requests x 3")
             command = ["_profile", str(lab_path), str(requests)]
@@ -1369,8 +1414,8 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["_profile"]:
         return profile_inside(Path(argv[1]), int(argv[2]), Path(argv[3]) if argv[3:] else None)
-    if argv[:1] == ["_plain_ab"]:
-        return plain_ab_inside(Path(argv[1]), int(argv[2]), int(argv[3]))
+    if argv[:1] == ["_ab"]:
+        return ab_inside(Path(argv[1]), int(argv[2]), int(argv[3]), argv[4])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--backends", default=",".join(BACKENDS), help="postgres, sqlite")
@@ -1409,15 +1454,22 @@ def main(argv: list[str]) -> int:
         help="CPU per booking POST with the plain POST on and off, in alternating batches",
     )
     parser.add_argument(
+        "--together-ab",
+        type=int,
+        metavar="ROUNDS",
+        help="the same with the pipeline's statements sent together (send_together) or not",
+    )
+    parser.add_argument(
         "--http-floor",
         type=int,
         metavar="WORKERS",
         help="only the HTTP server and client's cost: gunicorn workers serving no application",
     )
     args = parser.parse_args(argv)
-    if args.plain_ab:
-        requests = args.profile_requests or 100
-        return run_profile(requests, args.settings, None, plain_ab_rounds=args.plain_ab)
+    for switch, rounds in (("plain", args.plain_ab), ("together", args.together_ab)):
+        if rounds:
+            requests = args.profile_requests or 100
+            return run_profile(requests, args.settings, None, ab=(switch, rounds))
     if args.profile:
         return run_profile(args.profile_requests or 500, args.settings, args.profile_out)
     if args.http_floor:
