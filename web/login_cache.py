@@ -31,9 +31,9 @@ served as a request that read the session just before the commit would have been
 Writes made by this process forget their rows at once as well (`SessionStore`).
 
 What is remembered is the session's stored text (`web.login_sessions` decodes each text
-once per process), its expiry (checked against each request's clock) and the user's column values
-(each request builds its own user object from them), keyed by the session key, in memory
-only and never logged.
+once per process), its expiry (checked against each request's clock) and the user's column
+values (each request builds its own user object from them), keyed by the session key, in
+memory only and never logged.
 """
 
 from __future__ import annotations

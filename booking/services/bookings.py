@@ -400,9 +400,8 @@ def _create_in_pipeline(
     (which takes the user's lock) and the read of the bookings around (from the request's
     slugs: it needs nothing the catalogue read returns) go to the server together, in one
     write (send_together); the rules run on both answers; then the insert and COMMIT go
-    together. The server runs the
-    statements in order, each in a snapshot of its own (READ COMMITTED), so the bookings are
-    read after the lock is granted, as one after another.
+    together. The server runs the statements in order, each in a snapshot of its own (READ
+    COMMITTED), so the bookings are read after the lock is granted, as one after another.
     A refusal sends ROLLBACK instead of the insert. Where a constraint refuses its row (a
     racing booking committed first) the insert inserts nothing rather than failing
     (booking/sql.py): a failed statement would make the server skip the COMMIT, and leaving
