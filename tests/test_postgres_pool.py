@@ -185,7 +185,10 @@ def test_a_rollback_keeps_the_connections_prepared_statements(db):
 
 def _pipeline_outcomes(url: str, together: bool) -> list:
     """What a pipeline of five statements gives, the third failing, with and without
-    send_together: each step's result or error, and the connection's state afterwards."""
+    send_together: each step's result or error, and the connection's state afterwards.
+    Where psycopg raises the error depends on when the server's answer arrives (its own
+    loop reads answers while it sends the next statements, send_together's at the fetch):
+    so nothing is read once the failing statement is sent."""
     from config.postgresql.base import send_together
     from config.settings.env import PREPARE_THRESHOLD
 
@@ -202,7 +205,8 @@ def _pipeline_outcomes(url: str, together: bool) -> list:
                         outcomes.append(("first", first.fetchall()))
                     conn.execute("SELECT 1 / %s", [0])
                     conn.execute("SELECT 4")
-                    outcomes.append(("first", first.fetchall()))  # or with it
+                    if not run % 2:  # or with it
+                        outcomes.append(("first", first.fetchall()))
                     conn.execute("COMMIT")
             except psycopg.Error as error:
                 outcomes.append(("error", type(error).__name__))
@@ -222,12 +226,11 @@ def test_a_pipeline_that_sends_together_gives_what_psycopg_gives():
     outcomes = _pipeline_outcomes(url, together=True)
     assert outcomes == _pipeline_outcomes(url, together=False)
     idle = ("state", pq.TransactionStatus.IDLE, pq.PipelineStatus.OFF)
-    assert outcomes[:7] == [
-        ("error", "DivisionByZero"),  # at the fetch that reads its results
+    assert outcomes[:6] == [
+        ("error", "DivisionByZero"),  # at the fetch that reads its results, or before
         idle,
         ("first", [(2,)]),
-        ("first", []),  # read already
-        ("error", "DivisionByZero"),  # at the end of the pipeline
+        ("error", "DivisionByZero"),  # at the end of the pipeline, or before
         idle,
         ("error", "DivisionByZero"),
     ]
