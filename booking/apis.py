@@ -1,6 +1,6 @@
 """The REST API of the booking core: parse, check permission, call one service, shape output."""
 
-import json
+import io
 import threading
 from datetime import timedelta
 
@@ -10,18 +10,18 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import ParseError, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.utils.json import strict_constant
 from rest_framework.views import APIView
 
 from booking import selectors, services
 from booking.errors import MESSAGES, ApiError
 from booking.models import Booking, Pool
 from booking.negotiation import accepts_anything
+from booking.parsers import StrictJSONParser
 from booking.policy import pool_policy
 from booking.serializers import (
     AvailabilityOut,
@@ -215,11 +215,9 @@ def plain_booking_post(request) -> dict | None:
         SessionAuthentication().enforce_csrf(request)
     except PermissionDenied:
         return None
-    try:  # as StrictJSONParser, with the default charset
-        data = json.loads(
-            request.body.decode(settings.DEFAULT_CHARSET), parse_constant=strict_constant
-        )
-    except (ValueError, RecursionError):
+    try:
+        data = StrictJSONParser().parse(io.BytesIO(request.body), "application/json", {})
+    except ParseError:
         return None
     try:
         return parse(BookingCreateIn, data)
