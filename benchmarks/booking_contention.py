@@ -1189,15 +1189,11 @@ def _switch_plain(on: bool) -> None:
     BookingListCreateApi.plain_post = on
 
 
-_SEND_TOGETHER: list = []
-
-
 def _switch_together(on: bool) -> None:
     from booking.services import bookings
+    from config.postgresql.base import send_together
 
-    if not _SEND_TOGETHER:
-        _SEND_TOGETHER.append(bookings.send_together)
-    bookings.send_together = _SEND_TOGETHER[0] if on else lambda pipeline: None
+    bookings.send_together = send_together if on else lambda pipeline: None
 
 
 # What --plain-ab and --together-ab turn on and off: a label, and the switch.
