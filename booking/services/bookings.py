@@ -8,7 +8,7 @@ from functools import partial
 import psycopg
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from psycopg import pq
 
 from booking import rules
@@ -55,6 +55,19 @@ def _lock_user(user: AbstractBaseUser) -> None:
     _lock_on_postgresql(USER_LOCK_SQL, [user.pk])
 
 
+def _instance(model: type[Model], values: dict[str, object]) -> Model:
+    """`model(**values)`, for values named by column (attname), built as the ORM builds the
+    rows it reads: positionally, in the model's field order. Keywords cost about twice as much
+    (a booking's three instances, 1 % of a booking POST's CPU). A column not in `values` gets
+    its default, as with keywords."""
+    return model(
+        *[
+            values[field.attname] if field.attname in values else field.get_default()
+            for field in model._meta.concrete_fields
+        ]
+    )
+
+
 POOL_COLUMNS = (
     "id",
     "slug",
@@ -96,7 +109,7 @@ def _catalogue_from_rows(
     if not rows:
         raise ApiError("invalid", MESSAGES["unknown_pool"], 422)
     first = rows[0]
-    pool = Pool(**dict(zip(POOL_COLUMNS, first[:13], strict=True)))
+    pool = _instance(Pool, dict(zip(POOL_COLUMNS, first[:13], strict=True)))
     if not first[13]:
         raise rule_error("not_member")
     has_windows = bool(first[14])
@@ -104,8 +117,15 @@ def _catalogue_from_rows(
     for row in rows:
         if row[15] is None:
             continue
-        experiment = Experiment(
-            id=row[15], slug=row[16], title=row[17], public=bool(row[18]), available=bool(row[19])
+        experiment = _instance(
+            Experiment,
+            {
+                "id": row[15],
+                "slug": row[16],
+                "title": row[17],
+                "public": bool(row[18]),
+                "available": bool(row[19]),
+            },
         )
         if row[20]:
             maintained.add(experiment.id)
@@ -341,18 +361,25 @@ def _new_booking(
     free = [e for e in candidates if e.pk not in busy]
     if not free:
         raise rule_error("slot_taken", None if experiment_slug else MESSAGES["no_free_experiment"])
-    booking = Booking(
-        reference=rules.new_reference(),
-        user_id=user.pk,
-        pool=pool,
-        experiment=random.choice(free),  # spread "any" bookings, and races, over the kit
-        start=start,
-        end=end,
-        booked_end=end,
-        status=BookingStatus.BOOKED,
-        created_at=now,
+    experiment = random.choice(free)  # spread "any" bookings, and races, over the kit
+    booking = _instance(
+        Booking,
+        {
+            "reference": rules.new_reference(),
+            "user_id": user.pk,
+            "pool_id": pool.pk,
+            "experiment_id": experiment.pk,
+            "start": start,
+            "end": end,
+            "booked_end": end,
+            "status": BookingStatus.BOOKED,
+            "created_at": now,
+        },
     )
-    return booking, booking.experiment_id in maintained
+    # The instances read above, as `pool=` and `experiment=` would have kept them.
+    Booking.pool.field.set_cached_value(booking, pool)
+    Booking.experiment.field.set_cached_value(booking, experiment)
+    return booking, experiment.pk in maintained
 
 
 def _create_in_atomic(

@@ -1,6 +1,7 @@
 """The hand-written statements of the booking hot path stay in step with the models."""
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -236,3 +237,47 @@ def test_the_read_of_the_bookings_around_counts_the_users_and_sends_only_what_ma
             ]
         else:
             assert mine == [] and counted == []
+
+
+NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("model", "values"),
+    [
+        (
+            "Booking",
+            {
+                "id": uuid.UUID("12345678-1234-4678-9234-567812345678"),
+                "reference": "ABC234",
+                "user_id": 7,
+                "pool_id": 3,
+                "experiment_id": 5,
+                "start": NOON,
+                "end": NOON + timedelta(minutes=10),
+                "booked_end": NOON + timedelta(minutes=10),
+                "status": "booked",
+                "created_at": NOON - timedelta(hours=1),
+            },
+        ),
+        ("Pool", {"id": 3, "slug": "pendulums", "title": "Pendulums", "max_bookings": 2}),
+        ("Experiment", {"id": 5, "slug": "pend00", "title": "P", "public": True}),
+    ],
+)
+def test_an_instance_built_by_column_is_the_one_keywords_build(model, values):
+    """booking_create builds its instances positionally (services/bookings.py's _instance)."""
+    from booking import models
+    from booking.services.bookings import _instance
+
+    model = getattr(models, model)
+    built, expected = _instance(model, values), model(**values)
+    for field in model._meta.concrete_fields:
+        assert getattr(built, field.attname) == getattr(expected, field.attname), field.name
+    assert (built._state.adding, built._state.db) == (True, None)
+
+
+def test_a_booking_built_by_column_gets_a_new_id():
+    from booking.services.bookings import _instance
+
+    ids = {_instance(Booking, {"reference": "ABC234"}).pk for _ in range(3)}
+    assert len(ids) == 3 and all(isinstance(i, uuid.UUID) and i.version == 4 for i in ids)
