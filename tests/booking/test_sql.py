@@ -276,6 +276,15 @@ def test_an_instance_built_by_column_is_the_one_keywords_build(model, values):
     assert (built._state.adding, built._state.db) == (True, None)
 
 
+def test_a_name_that_is_not_a_column_is_refused_as_keywords_refuse_it():
+    from booking.services.bookings import _instance
+
+    with pytest.raises(TypeError):
+        Booking(pool=None, experiment_slug="pend00")
+    with pytest.raises(TypeError, match="Booking has no column experiment_slug, pool"):
+        _instance(Booking, {"pool": None, "experiment_slug": "pend00", "reference": "ABC234"})
+
+
 def test_a_booking_built_by_column_gets_a_new_id():
     from booking.services.bookings import _instance
 
